@@ -1,0 +1,284 @@
+"""Untrusted tar archives: sniff their compression and unpack them so that no entry
+writes outside the target, whatever its name, links or earlier entries say.
+
+Paths are resolved inside the target as if it were `/` (like a chroot): `..` stops at
+the root, absolute symlinks point back into it. Layer whiteouts become overlayfs marks.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import errno
+import gzip
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from essaim.errors import InvalidParameter
+
+CHUNK = 1 << 20
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_META_PREFIX = ".wh..wh."
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+_MAX_SYMLINK_HOPS = 40
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+class UnsafeArchive(InvalidParameter):
+    """An entry tried to leave the target, or cannot be placed where it claims."""
+
+
+def sniff_compression(head: bytes) -> str:
+    """The compression ("gzip", "bzip2", "xz", "zstd", "none") from the first bytes; content
+    types are not to be trusted (the CLI sends tars as text/plain)."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+def open_decompressed(source: BinaryIO) -> BinaryIO:
+    """`source` (seekable) as a stream of uncompressed bytes."""
+    head = source.read(8)
+    source.seek(0)
+    kind = sniff_compression(head)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        return bz2.BZ2File(source, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.LZMAFile(source, "rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        raise InvalidParameter("zstd-compressed archives are not supported")
+    return source
+
+
+def _clean_parts(name: str) -> list[str]:
+    """The components of an entry name relative to the target, `..` applied. Absolute
+    names are taken as relative to the target, as Docker does; a relative name that
+    climbs above it is refused."""
+    rooted = name.startswith("/")
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            elif not rooted:
+                raise UnsafeArchive(f"invalid tar entry {name!r}: path is outside of the target")
+            continue
+        parts.append(part)
+    return parts
+
+
+@dataclass
+class _Unpacker:
+    root: str
+    same_owner: bool
+    whiteouts: bool
+    size: int = 0
+    # Parent directory parts -> real path; dropped whenever a symlink appears or a
+    # directory disappears, the only events that change how a path resolves.
+    _dirs: dict[tuple[str, ...], str] = field(default_factory=dict)
+    _dir_times: list[tuple[str, float]] = field(default_factory=list)
+
+    def resolve_dir(self, parts: list[str], *, create: bool, name: str) -> str:
+        """The real path of the directory `parts`, following symlinks inside the root."""
+        key = tuple(parts)
+        cached = self._dirs.get(key)
+        if cached is not None:
+            return cached
+        resolved: list[str] = []
+        pending = list(parts)
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = os.path.join(self.root, *resolved, part)
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                if not create:
+                    raise UnsafeArchive(
+                        f"invalid tar entry {name!r}: {'/'.join(parts)} does not exist"
+                    ) from None
+                os.mkdir(candidate, 0o755)
+                resolved.append(part)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > _MAX_SYMLINK_HOPS:
+                    raise UnsafeArchive(f"invalid tar entry {name!r}: too many symbolic links")
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    resolved = []
+                pending[:0] = target.split("/")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeArchive(f"invalid tar entry {name!r}: {part} is not a directory")
+            resolved.append(part)
+        real = os.path.join(self.root, *resolved)
+        self._dirs[key] = real
+        return real
+
+    def remove_existing(self, path: str, keep_dir: bool) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return
+            shutil.rmtree(path)
+            self._dirs.clear()
+        else:
+            os.unlink(path)
+            if stat.S_ISLNK(st.st_mode):
+                self._dirs.clear()
+
+    def entry(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        parts = _clean_parts(member.name)
+        if not parts:
+            # The archive's own root ("./"): only its metadata applies.
+            if member.isdir():
+                self.apply_metadata(self.root, member)
+            return
+        parent = self.resolve_dir(parts[:-1], create=True, name=member.name)
+        base = parts[-1]
+        path = os.path.join(parent, base)
+        if self.whiteouts and base.startswith(WHITEOUT_PREFIX):
+            self.whiteout(parent, base, member.name)
+            return
+        self.remove_existing(path, keep_dir=member.isdir())
+        if member.isdir():
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o700)
+        elif member.isreg():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                data = tar.extractfile(member)
+                if data is not None:
+                    shutil.copyfileobj(data, out, CHUNK)
+            self.size += member.size
+        elif member.issym():
+            os.symlink(member.linkname, path)
+            self._dirs.clear()
+            self.size += len(os.fsencode(member.linkname))
+        elif member.islnk():
+            link_parts = _clean_parts(member.linkname)
+            if not link_parts:
+                raise UnsafeArchive(f"invalid hardlink {member.name!r} -> {member.linkname!r}")
+            link_parent = self.resolve_dir(link_parts[:-1], create=False, name=member.name)
+            source = os.path.join(link_parent, link_parts[-1])
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(source).st_mode)
+            except FileNotFoundError:
+                is_dir = True
+            if is_dir:
+                raise UnsafeArchive(f"invalid hardlink {member.name!r} -> {member.linkname!r}")
+            os.link(source, path, follow_symlinks=False)
+            return  # a hard link shares the metadata of its target
+        elif member.ischr() or member.isblk():
+            if not self.same_owner:
+                return  # only root can make device nodes; rootless engines skip them too
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+        elif member.isfifo():
+            os.mkfifo(path, 0o600)
+        else:
+            return  # unknown types (GNU volume headers ...) carry no file
+        self.apply_metadata(path, member)
+
+    def whiteout(self, parent: str, base: str, name: str) -> None:
+        if base == WHITEOUT_OPAQUE:
+            os.setxattr(parent, OVERLAY_OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_META_PREFIX):
+            return  # aufs bookkeeping (.wh..wh.plnk ...), meaningless here
+        victim = base[len(WHITEOUT_PREFIX) :]
+        if victim in ("", ".", ".."):
+            raise UnsafeArchive(f"invalid tar entry {name!r}: bad whiteout")
+        path = os.path.join(parent, victim)
+        self.remove_existing(path, keep_dir=False)
+        # overlayfs' whiteout: a 0/0 character device hides the name in lower layers.
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+    def apply_metadata(self, path: str, member: tarfile.TarInfo) -> None:
+        is_link = member.issym()
+        if self.same_owner:
+            os.chown(path, member.uid, member.gid, follow_symlinks=False)
+        # chown clears setuid bits and file capabilities, so mode and xattrs come after.
+        if not is_link:
+            os.chmod(path, member.mode & 0o7777)
+        for key, value in member.pax_headers.items():
+            if key.startswith("SCHILY.xattr."):
+                self.set_xattr(path, key[len("SCHILY.xattr.") :], value)
+        if member.isdir():
+            self._dir_times.append((path, member.mtime))
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+
+    def set_xattr(self, path: str, key: str, value: str) -> None:
+        if key.startswith("trusted.") and not self.same_owner:
+            return
+        try:
+            os.setxattr(path, key, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+        except OSError as exc:
+            # Not every filesystem takes every namespace; a lost xattr is not fatal.
+            if exc.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+
+    def finish(self) -> None:
+        # Children changed their directories' mtimes while unpacking; restore them last.
+        for path, mtime in reversed(self._dir_times):
+            with contextlib.suppress(OSError):
+                os.utime(path, (mtime, mtime), follow_symlinks=False)
+
+
+def unpack(
+    source: BinaryIO,
+    target: Path,
+    *,
+    whiteouts: bool = False,
+    same_owner: bool | None = None,
+) -> int:
+    """Unpack the uncompressed tar `source` into the existing directory `target`; return
+    the bytes of file content written (Docker's layer size). With `whiteouts`, `.wh.`
+    entries become overlayfs whiteouts and opaque marks (needs root)."""
+    unpacker = _Unpacker(
+        root=os.fspath(target),
+        same_owner=os.geteuid() == 0 if same_owner is None else same_owner,
+        whiteouts=whiteouts,
+    )
+    try:
+        with tarfile.open(fileobj=source, mode="r|") as tar:
+            for member in tar:
+                unpacker.entry(tar, member)
+    except tarfile.ReadError as exc:
+        if str(exc) == "empty file":
+            return 0
+        raise InvalidParameter(f"archive/tar: invalid tar header: {exc}") from None
+    except tarfile.TarError as exc:
+        raise InvalidParameter(f"archive/tar: {exc}") from None
+    unpacker.finish()
+    return unpacker.size
