@@ -1,0 +1,299 @@
+"""The conmon + OCI runtime driver: one conmon per container owns its stdio, log file
+and exit code, so containers outlive essaimd and are found again at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from essaim.errors import SystemError_
+
+log = logging.getLogger(__name__)
+
+# conmon's attach socket prefixes each packet with the stream it came from.
+STDOUT_PIPE = 2
+STDERR_PIPE = 3
+ATTACH_PACKET = 8192 + 1
+
+
+class RuntimeError_(SystemError_):
+    """The OCI runtime refused: the message is the runtime's own (users grep it)."""
+
+
+@dataclass
+class ContainerFiles:
+    """Where one container's runtime files live (the bundle is the container dir)."""
+
+    bundle: Path
+
+    @property
+    def config(self) -> Path:
+        return self.bundle / "config.json"
+
+    @property
+    def log(self) -> Path:
+        return self.bundle / "container.log"
+
+    @property
+    def conmon_pid(self) -> Path:
+        return self.bundle / "conmon.pid"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.bundle / "pidfile"
+
+    @property
+    def exit_dir(self) -> Path:
+        return self.bundle / "exit"
+
+    @property
+    def ctl(self) -> Path:
+        return self.bundle / "ctl"
+
+
+@dataclass
+class Started:
+    """A container process under conmon: `pid` is the container's init."""
+
+    pid: int
+    conmon_pid: int
+
+
+class ConmonRuntime:
+    def __init__(
+        self,
+        *,
+        runtime: str,
+        runtime_root: Path,
+        socket_dir: Path,
+        conmon: str | None = None,
+    ) -> None:
+        self.runtime_path = shutil.which(runtime) or runtime
+        self.runtime_name = Path(runtime).name
+        self.runtime_root = runtime_root
+        self.socket_dir = socket_dir
+        self.conmon_path = conmon or shutil.which("conmon") or "/usr/bin/conmon"
+        runtime_root.mkdir(parents=True, exist_ok=True)
+        socket_dir.mkdir(parents=True, exist_ok=True)
+
+    def _runtime_argv(self, *args: str) -> list[str]:
+        return [self.runtime_path, "--root", str(self.runtime_root), *args]
+
+    async def _run_runtime(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            *self._runtime_argv(*args),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError_(_runtime_message(err.decode(errors="replace")))
+        return out.decode()
+
+    async def create(
+        self, cid: str, files: ContainerFiles, *, tty: bool, stdin: bool, leave_stdin_open: bool
+    ) -> Started:
+        """conmon -> `runtime create`: the process exists, stopped before exec."""
+        files.exit_dir.mkdir(exist_ok=True)
+        for stale in (files.pidfile, files.conmon_pid, files.ctl, files.bundle / "winsz"):
+            stale.unlink(missing_ok=True)
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        argv = [
+            self.conmon_path,
+            "--api-version", "1",
+            "--cid", cid,
+            "--cuuid", cid,
+            "--name", cid,
+            "--runtime", self.runtime_path,
+            "--runtime-arg", f"--root={self.runtime_root}",
+            "--bundle", str(files.bundle),
+            "--container-pidfile", str(files.pidfile),
+            "--conmon-pidfile", str(files.conmon_pid),
+            "--exit-dir", str(files.exit_dir),
+            "--socket-dir-path", str(self.socket_dir),
+            "--log-path", f"k8s-file:{files.log}",
+            "--log-level", "error",
+        ]  # fmt: skip
+        if tty:
+            argv.append("--terminal")
+        if stdin:
+            argv.append("--stdin")
+            if leave_stdin_open:
+                # Otherwise conmon closes the container's stdin when any attach ends.
+                argv.append("--leave-stdin-open")
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+        env["_OCI_SYNCPIPE"] = str(write_fd)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                env=env,
+                cwd=str(files.bundle),
+            )
+        finally:
+            os.close(write_fd)
+        try:
+            # conmon forks itself away at once; its first process only reports problems
+            # with its own arguments.
+            early, _ = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError_(f"conmon failed: {early.decode(errors='replace').strip()}")
+            message = await _read_sync_message(read_fd)
+        finally:
+            os.close(read_fd)
+        conmon_pid = int(files.conmon_pid.read_text().strip() or 0)
+        raw_data = message.get("data", -1)
+        data = raw_data if isinstance(raw_data, int) else -1
+        if data <= 0:
+            raise RuntimeError_(_runtime_message(str(message.get("message", "unknown error"))))
+        return Started(pid=data, conmon_pid=conmon_pid)
+
+    async def start(self, cid: str) -> None:
+        await self._run_runtime("start", cid)
+
+    async def delete(self, cid: str) -> None:
+        """Forget the runtime's state and cgroup; quiet when already gone."""
+        with contextlib.suppress(RuntimeError_):
+            await self._run_runtime("delete", "--force", cid)
+
+    async def pause(self, cid: str) -> None:
+        await self._run_runtime("pause", cid)
+
+    async def resume(self, cid: str) -> None:
+        await self._run_runtime("resume", cid)
+
+    def attach_path(self, cid: str) -> Path:
+        return self.socket_dir / cid / "attach"
+
+    def open_attach(self, cid: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(str(self.attach_path(cid)))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock
+
+    def resize(self, files: ContainerFiles, height: int, width: int) -> None:
+        """Ask conmon to resize the pty; the fifo only exists while conmon runs."""
+        try:
+            fd = os.open(files.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.write(fd, f"1 {height} {width}\n".encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def forget_sockets(self, cid: str) -> None:
+        link = self.socket_dir / cid
+        with contextlib.suppress(OSError):
+            link.unlink()
+
+
+def read_exit_code(files: ContainerFiles, cid: str) -> int | None:
+    """The exit code conmon recorded, or None if the container has not exited."""
+    try:
+        raw = (files.exit_dir / cid).read_text().strip()
+    except OSError:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def conmon_alive(pid: int, cid: str) -> bool:
+    """True if `pid` is still the conmon of `cid` (pids get reused across restarts)."""
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"conmon" in cmdline and cid.encode() in cmdline
+
+
+async def wait_for_pid_exit(pid: int) -> None:
+    """Returns when process `pid` (not our child) has exited, via a pidfd."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def on_readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, on_readable)
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def send_signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+async def _read_sync_message(fd: int) -> dict[str, object]:
+    """conmon writes one JSON line: {"data": pid} or {"data": -1, "message": ...}."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    buf = b""
+    ready: asyncio.Event = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while b"\n" not in buf:
+            await ready.wait()
+            ready.clear()
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        loop.remove_reader(fd)
+    if not buf.strip():
+        return {"data": -1, "message": "conmon exited before reporting the container pid"}
+    try:
+        parsed = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        return {"data": -1, "message": buf.decode(errors="replace")}
+    return parsed if isinstance(parsed, dict) else {"data": -1, "message": str(parsed)}
+
+
+def _runtime_message(raw: str) -> str:
+    """runc logs `time=... level=error msg="..."`; keep the message, as dockerd does."""
+    text = raw.strip()
+    for line in reversed(text.splitlines()):
+        if 'msg="' in line:
+            msg = line.split('msg="', 1)[1].rsplit('"', 1)[0]
+            return msg.replace('\\"', '"')
+    return text.splitlines()[-1] if text else "unknown runtime error"
+
+
+SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
+           if name.startswith("SIG") and not name.startswith("SIG_")}  # fmt: skip
