@@ -1,0 +1,117 @@
+"""`docker run --rm busybox true` through essaimd against raw `runc run` of the same
+rootfs, median of N runs each in one session, printed as a ratio; Docker and Podman
+figures beside them when they are installed. Target: essaim at most 3x raw runc.
+
+Run as root after scripts/setup:  .venv/bin/python benchmarks/run_latency.py [-n 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.integration.daemon import EssaimDaemon
+
+
+def timed(command: Callable[[], None], runs: int) -> list[float]:
+    command()  # warm caches (page cache, first exec of each binary)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        command()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(argv, env=env, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {done.stderr.decode(errors='replace')}")
+
+
+def busybox_rootfs(daemon: EssaimDaemon, target: Path) -> None:
+    """The same rootfs essaim runs: the layer of its busybox image, unpacked."""
+    from essaim.image.busybox import build_busybox_layer
+
+    layer = target.parent / "layer.tar"
+    build_busybox_layer(layer)
+    target.mkdir()
+    with tarfile.open(layer) as tar:
+        tar.extractall(target, filter="fully_trusted")
+
+
+def raw_runc(bundle: Path, cgroup_parent: str) -> Callable[[], None]:
+    run(["runc", "spec", "--bundle", str(bundle)])
+    config_path = bundle / "config.json"
+    config = json.loads(config_path.read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    counter = iter(range(1_000_000))
+
+    def once() -> None:
+        n = next(counter)
+        config["linux"]["cgroupsPath"] = f"/{cgroup_parent}/raw-{n}"
+        config_path.write_text(json.dumps(config))
+        run(["runc", "--root", str(bundle.parent / "runc"), "run", "--bundle", str(bundle),
+             f"bench-{os.getpid()}-{n}"])  # fmt: skip
+
+    return once
+
+
+def report(name: str, samples: list[float], base: float | None) -> None:
+    median = statistics.median(samples)
+    ratio = f"  {median / base:5.2f}x raw runc" if base else ""
+    print(f"{name:<32} median {median * 1000:7.1f} ms  (min {min(samples) * 1000:.1f}, "
+          f"n={len(samples)}){ratio}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", "--runs", type=int, default=20)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    root = Path(tempfile.mkdtemp(prefix="es-bench-", dir="/tmp"))
+    daemon = EssaimDaemon(root / "essaim")
+    try:
+        daemon.seed_busybox()
+        daemon.start()
+        bundle = root / "bundle"
+        bundle.mkdir()
+        busybox_rootfs(daemon, bundle / "rootfs")
+        runc_samples = timed(raw_runc(bundle, daemon.cgroup_parent), args.runs)
+        base = statistics.median(runc_samples)
+        report("raw runc run", runc_samples, None)
+        env = daemon.env()
+        essaim = timed(lambda: run(["docker", "run", "--rm", "busybox", "true"], env), args.runs)
+        report("essaim: docker run --rm", essaim, base)
+        for peer, argv in (("docker (dockerd)", ["docker", "-H", "unix:///var/run/docker.sock"]),
+                           ("podman", ["podman"])):  # fmt: skip
+            if shutil.which(argv[0]) is None or (
+                peer.startswith("docker") and not Path("/var/run/docker.sock").exists()
+            ):
+                print(f"{peer:<32} not installed here")
+                continue
+            samples = timed(lambda a=argv: run([*a, "run", "--rm", "--network", "none",
+                                                "busybox", "true"]), args.runs)  # fmt: skip
+            report(f"{peer}: run --rm", samples, base)
+        print(f"essaim / raw runc = {statistics.median(essaim) / base:.2f} (target <= 3.00)")
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

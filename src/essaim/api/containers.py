@@ -1,0 +1,448 @@
+"""Container endpoints: wire JSON <-> the container service. Create, inspect, list,
+start/stop/kill/restart, wait, attach (hijack), resize, logs, remove.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from essaim.api.filters import Filters
+from essaim.api.request import Request
+from essaim.api.responses import (
+    AnyResponse,
+    HijackResponse,
+    StreamResponse,
+    empty,
+    json_response,
+)  # fmt: skip
+from essaim.api.router import Router
+from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
+from essaim.engine.containers import ContainerService
+from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
+from essaim.engine.logs import LogReader, format_time_nano
+from essaim.engine.status import parse_rfc3339, status_text
+from essaim.errors import InvalidParameter
+from essaim.image.reference import familiar_name
+from essaim.model.container import (
+    DEAD,
+    PAUSED,
+    RESTARTING,
+    RUNNING,
+    STATUSES,
+    Container,
+    ContainerConfig,
+    HostConfig,
+    RestartPolicy,
+)  # fmt: skip
+
+MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM = "application/vnd.docker.raw-stream"
+LIST_FILTERS = (
+    "id", "name", "status", "label", "exited", "ancestor", "before", "since",
+    "volume", "network", "health", "isolation", "is-task", "publish", "expose",
+)  # fmt: skip
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    """A JSON value that Docker accepts as a string list (null, a string, or a list)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise InvalidParameter(f"json: cannot unmarshal {type(value).__name__} into {field}")
+
+
+def _dict_of_str(value: Any, field: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    raise InvalidParameter(f"json: cannot unmarshal {field}: expected an object of strings")
+
+
+def _int(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameter(f"json: cannot unmarshal {field}: expected an integer")
+    return value
+
+
+def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
+    if not isinstance(body, dict):
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    image = body.get("Image")
+    if not isinstance(image, str) or not image:
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    host = body.get("HostConfig") or {}
+    if not isinstance(host, dict):
+        raise InvalidParameter("json: cannot unmarshal HostConfig: expected an object")
+    restart = host.get("RestartPolicy") or {}
+    console = host.get("ConsoleSize") or [0, 0]
+    stop_timeout = body.get("StopTimeout")
+    config = ContainerConfig(
+        image=image,
+        cmd=_strings(body.get("Cmd"), "Cmd"),
+        entrypoint=_strings(body.get("Entrypoint"), "Entrypoint"),
+        env=_strings(body.get("Env"), "Env"),
+        working_dir=str(body.get("WorkingDir") or ""),
+        user=str(body.get("User") or ""),
+        hostname=str(body.get("Hostname") or ""),
+        domainname=str(body.get("Domainname") or ""),
+        tty=bool(body.get("Tty")),
+        open_stdin=bool(body.get("OpenStdin")),
+        stdin_once=bool(body.get("StdinOnce")),
+        attach_stdin=bool(body.get("AttachStdin")),
+        attach_stdout=bool(body.get("AttachStdout")),
+        attach_stderr=bool(body.get("AttachStderr")),
+        labels=_dict_of_str(body.get("Labels"), "Labels"),
+        stop_signal=str(body.get("StopSignal") or ""),
+        stop_timeout=None if stop_timeout is None else _int(stop_timeout, "StopTimeout"),
+        exposed_ports=sorted((body.get("ExposedPorts") or {}).keys()),
+        volumes=sorted((body.get("Volumes") or {}).keys()),
+    )
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise InvalidParameter(
+            f"the working directory '{config.working_dir}' is invalid, it needs to be an "
+            "absolute path"
+        )
+    ulimits = [
+        (str(u.get("Name")), _int(u.get("Soft"), "Soft"), _int(u.get("Hard"), "Hard"))
+        for u in host.get("Ulimits") or []
+    ]
+    host_config = HostConfig(
+        auto_remove=bool(host.get("AutoRemove")),
+        restart_policy=RestartPolicy(
+            name=str(restart.get("Name") or "no"),
+            maximum_retry_count=_int(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
+        ),
+        console_size=(int(console[0] or 0), int(console[1] or 0)),
+        runtime=str(host.get("Runtime") or ""),
+        network_mode=str(host.get("NetworkMode") or "default"),
+        privileged=bool(host.get("Privileged")),
+        readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+        cap_add=_strings(host.get("CapAdd"), "CapAdd"),
+        cap_drop=_strings(host.get("CapDrop"), "CapDrop"),
+        security_opt=_strings(host.get("SecurityOpt"), "SecurityOpt"),
+        memory=_int(host.get("Memory"), "Memory"),
+        memory_swap=_int(host.get("MemorySwap"), "MemorySwap"),
+        nano_cpus=_int(host.get("NanoCpus"), "NanoCpus"),
+        cpu_shares=_int(host.get("CpuShares"), "CpuShares"),
+        cpu_quota=_int(host.get("CpuQuota"), "CpuQuota"),
+        cpu_period=_int(host.get("CpuPeriod"), "CpuPeriod"),
+        pids_limit=_int(host.get("PidsLimit"), "PidsLimit"),
+        ulimits=ulimits,
+        binds=_strings(host.get("Binds"), "Binds"),
+        init=bool(host.get("Init")),
+        oom_score_adj=_int(host.get("OomScoreAdj"), "OomScoreAdj"),
+    )
+    if host_config.binds:
+        raise InvalidParameter("bind mounts are not supported by this engine yet")
+    return config, host_config
+
+
+def _ports_map(container: Container) -> dict[str, None]:
+    return {port: None for port in container.config.exposed_ports}
+
+
+def inspect_wire(container: Container) -> dict[str, Any]:
+    config, host, state = container.config, container.host_config, container.state
+    return {
+        "Id": container.id,
+        "Created": container.created,
+        "Path": container.path,
+        "Args": container.args,
+        "State": {
+            "Status": state.status,
+            "Running": state.status in (RUNNING, PAUSED),
+            "Paused": state.status == PAUSED,
+            "Restarting": state.status == RESTARTING,
+            "OOMKilled": state.oom_killed,
+            "Dead": state.status == DEAD,
+            "Pid": state.pid,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at,
+            "FinishedAt": state.finished_at,
+        },
+        "Image": container.image_id,
+        "ResolvConfPath": "",
+        "HostnamePath": "",
+        "HostsPath": "",
+        "LogPath": "",
+        "Name": "/" + container.name,
+        "RestartCount": state.restart_count,
+        "Driver": container.driver,
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": {
+            "Binds": host.binds or None,
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
+            "NetworkMode": host.network_mode,
+            "PortBindings": {},
+            "RestartPolicy": {
+                "Name": host.restart_policy.name,
+                "MaximumRetryCount": host.restart_policy.maximum_retry_count,
+            },
+            "AutoRemove": host.auto_remove,
+            "VolumeDriver": "",
+            "VolumesFrom": None,
+            "ConsoleSize": list(host.console_size),
+            "CapAdd": host.cap_add or None,
+            "CapDrop": host.cap_drop or None,
+            "Privileged": host.privileged,
+            "ReadonlyRootfs": host.readonly_rootfs,
+            "SecurityOpt": host.security_opt or None,
+            "Runtime": container.runtime,
+            "Memory": host.memory,
+            "MemorySwap": host.memory_swap,
+            "NanoCpus": host.nano_cpus,
+            "CpuShares": host.cpu_shares,
+            "CpuQuota": host.cpu_quota,
+            "CpuPeriod": host.cpu_period,
+            "PidsLimit": host.pids_limit or None,
+            "Ulimits": [{"Name": n, "Soft": s, "Hard": h} for n, s, h in host.ulimits] or None,
+            "OomScoreAdj": host.oom_score_adj,
+            "Init": host.init,
+        },
+        "GraphDriver": {"Name": container.driver, "Data": None},
+        "Mounts": [],
+        "Config": {
+            "Hostname": config.hostname,
+            "Domainname": config.domainname,
+            "User": config.user,
+            "AttachStdin": config.attach_stdin,
+            "AttachStdout": config.attach_stdout,
+            "AttachStderr": config.attach_stderr,
+            "ExposedPorts": _ports_map(container) or None,
+            "Tty": config.tty,
+            "OpenStdin": config.open_stdin,
+            "StdinOnce": config.stdin_once,
+            "Env": config.env,
+            "Cmd": config.cmd or None,
+            "Image": config.image,
+            "Volumes": {v: {} for v in config.volumes} or None,
+            "WorkingDir": config.working_dir,
+            "Entrypoint": config.entrypoint or None,
+            "OnBuild": None,
+            "Labels": config.labels,
+            "StopSignal": config.stop_signal or None,
+            "StopTimeout": config.stop_timeout,
+        },
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "Ports": {},
+            "Networks": {},
+        },
+    }
+
+
+def summary_wire(container: Container, now: float) -> dict[str, Any]:
+    argv = [container.path, *container.args]
+    return {
+        "Id": container.id,
+        "Names": ["/" + container.name],
+        "Image": container.config.image,
+        "ImageID": container.image_id,
+        "Command": " ".join(argv),
+        "Created": int(parse_rfc3339(container.created)),
+        "Ports": [],
+        "Labels": container.config.labels,
+        "State": container.state.status,
+        "Status": status_text(container, now),
+        "HostConfig": {"NetworkMode": container.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    }
+
+
+class ContainersAPI:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+
+    def register(self, router: Router) -> None:
+        r = router
+        r.post("/containers/create", self.create)
+        r.get("/containers/json", self.list)
+        r.get("/containers/{id}/json", self.inspect)
+        r.post("/containers/{id}/start", self.start)
+        r.post("/containers/{id}/stop", self.stop)
+        r.post("/containers/{id}/restart", self.restart)
+        r.post("/containers/{id}/kill", self.kill)
+        r.post("/containers/{id}/wait", self.wait)
+        r.post("/containers/{id}/attach", self.attach)
+        r.post("/containers/{id}/resize", self.resize)
+        r.get("/containers/{id}/logs", self.logs)
+        r.delete("/containers/{id}", self.remove)
+
+    async def create(self, req: Request) -> AnyResponse:
+        body = await req.json(allow_empty=False)
+        config, host_config = parse_create(body)
+        name = req.query.get("name") or None
+        container = await self.containers.create(name, config, host_config)
+        return json_response({"Id": container.id, "Warnings": []}, 201)
+
+    async def inspect(self, req: Request) -> AnyResponse:
+        return json_response(inspect_wire(self.containers.get(req.params["id"])))
+
+    async def list(self, req: Request) -> AnyResponse:
+        filters = Filters.parse(req.query.get("filters"))
+        filters.validate(LIST_FILTERS)
+        for status in filters.values("status"):
+            if status not in STATUSES:
+                raise InvalidParameter(f"Invalid filter 'status={status}'")
+        show_all = req.query.get_bool("all") or "status" in filters or "exited" in filters
+        limit = req.query.get_int("limit", -1) or -1
+        now = time.time()
+        out = []
+        for c in self.containers.list():
+            if not show_all and c.state.status not in (RUNNING, PAUSED, RESTARTING):
+                continue
+            if not _list_match(c, filters):
+                continue
+            out.append(summary_wire(c, now))
+            if 0 < limit <= len(out):
+                break
+        return json_response(out)
+
+    async def start(self, req: Request) -> AnyResponse:
+        await self.containers.start(req.params["id"])
+        return empty(204)
+
+    async def stop(self, req: Request) -> AnyResponse:
+        await self.containers.stop(
+            req.params["id"], req.query.get_int("t"), req.query.get("signal") or None
+        )
+        return empty(204)
+
+    async def restart(self, req: Request) -> AnyResponse:
+        await self.containers.restart(
+            req.params["id"], req.query.get_int("t"), req.query.get("signal") or None
+        )
+        return empty(204)
+
+    async def kill(self, req: Request) -> AnyResponse:
+        await self.containers.kill(req.params["id"], req.query.get("signal") or None)
+        return empty(204)
+
+    async def wait(self, req: Request) -> AnyResponse:
+        future = self.containers.wait(req.params["id"], req.query.get("condition") or "")
+
+        async def result() -> AsyncIterator[bytes]:
+            # Headers are already out (the CLI blocks on them before it starts the
+            # container); the body follows when the condition is met.
+            code, error = await future
+            body = {"StatusCode": code, "Error": {"Message": error} if error else None}
+            yield json.dumps(body).encode() + b"\n"
+
+        return StreamResponse(result())
+
+    async def attach(self, req: Request) -> AnyResponse:
+        q = req.query
+        container = self.containers.get(req.params["id"])
+        options = AttachOptions(
+            stdin=q.get_bool("stdin"),
+            stdout=q.get_bool("stdout"),
+            stderr=q.get_bool("stderr"),
+            tty=container.config.tty,
+            stdin_once=container.config.stdin_once,
+            detach_keys=parse_detach_keys(q.get("detachKeys") or ""),
+        )
+        run = self.containers.prepare_attach(container.id, options)
+        tty = container.config.tty
+        content = RAW_STREAM if tty or not req.version_at_least(1, 42) else MULTIPLEXED
+        return HijackResponse(run, content)
+
+    async def resize(self, req: Request) -> AnyResponse:
+        height = req.query.get_int("h", 0) or 0
+        width = req.query.get_int("w", 0) or 0
+        await self.containers.resize(req.params["id"], height, width)
+        return empty(200)
+
+    async def remove(self, req: Request) -> AnyResponse:
+        await self.containers.remove(req.params["id"], force=req.query.get_bool("force"))
+        return empty(204)
+
+    async def logs(self, req: Request) -> AnyResponse:
+        q = req.query
+        container = self.containers.get(req.params["id"])
+        stdout, stderr = q.get_bool("stdout"), q.get_bool("stderr")
+        if not (stdout or stderr):
+            raise InvalidParameter("Bad parameters: you must choose at least one stream")
+        tail_raw = q.get("tail") or "all"
+        try:
+            tail = None if tail_raw == "all" else max(0, int(tail_raw))
+        except ValueError:
+            tail = None
+        since = _nano(q.get("since")) or 0
+        until = _nano(q.get("until"))
+        timestamps = q.get_bool("timestamps")
+        tty = container.config.tty
+        cid = container.id
+        reader = LogReader(self.containers.files(cid).log)
+
+        def running() -> bool:
+            try:
+                current = self.containers.get(cid)
+            except Exception:
+                return False
+            return current.state.running
+
+        async def produce() -> AsyncIterator[bytes]:
+            async for entry in reader.entries(
+                tail=tail, since_nano=since, until_nano=until,
+                follow=q.get_bool("follow"), running=running,
+            ):  # fmt: skip
+                if entry.stream == "stdout" and not stdout:
+                    continue
+                if entry.stream == "stderr" and not stderr:
+                    continue
+                data = entry.data
+                if timestamps:
+                    data = format_time_nano(entry.time_nano).encode() + b" " + data
+                yield data if tty else frame(1 if entry.stream == "stdout" else 2, data)
+            await asyncio.sleep(0)
+
+        content = RAW_STREAM if tty else MULTIPLEXED
+        return StreamResponse(produce(), content)
+
+
+def _nano(value: str | None) -> int | None:
+    if not value:
+        return None
+    seconds, _, frac = value.partition(".")
+    try:
+        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+    except ValueError:
+        raise InvalidParameter(f"invalid time value: {value}") from None
+
+
+def _list_match(c: Container, filters: Filters) -> bool:
+    if "id" in filters and not any(c.id.startswith(v) for v in filters.values("id")):
+        return False
+    if "name" in filters and not any(v.lstrip("/") in c.name for v in filters.values("name")):
+        return False
+    if not filters.match_one("status", c.state.status):
+        return False
+    if "exited" in filters and (
+        c.state.status != "exited" or str(c.state.exit_code) not in filters.values("exited")
+    ):
+        return False
+    if "ancestor" in filters and not any(
+        v in (c.config.image, c.image_id) or familiar_name(v) == familiar_name(c.config.image)
+        for v in filters.values("ancestor")
+    ):
+        return False
+    return filters.match_labels(c.config.labels)

@@ -1,0 +1,263 @@
+"""System endpoints: `/_ping`, `/version`, `/info`, `/events`.
+
+`/_ping` and `/version` are called by every client process, so they stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from essaim import API_VERSION, MIN_API_VERSION, __version__
+from essaim.api.filters import Filters
+from essaim.api.request import Request
+from essaim.api.responses import AnyResponse, Response, StreamResponse, json_response
+from essaim.api.router import Router
+from essaim.engine.containers import ContainerService
+from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
+from essaim.engine.system import go_arch, host_info, tool_version
+from essaim.image.service import ImageService
+from essaim.model.container import PAUSED, RUNNING
+from essaim.store.events import Event, EventBus
+
+PING_HEADERS = [
+    ("Builder-Version", "1"),
+    ("Swarm", "inactive"),
+    ("Cache-Control", "no-cache, no-store, must-revalidate"),
+    ("Pragma", "no-cache"),
+]
+
+
+def _version_text(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+@dataclass
+class DaemonFacts:
+    daemon_id: str
+    data_root: Path
+    exec_root: Path
+    default_runtime: str
+    runtimes: dict[str, str]
+    debug: bool
+
+
+class SystemAPI:
+    def __init__(
+        self,
+        facts: DaemonFacts,
+        containers: ContainerService,
+        images: ImageService,
+        events: EventBus,
+    ) -> None:
+        self.facts = facts
+        self.containers = containers
+        self.images = images
+        self.events = events
+
+    def register(self, router: Router) -> None:
+        router.get("/_ping", self.ping)
+        router.get("/version", self.version)
+        router.get("/info", self.info)
+        router.get("/events", self.stream_events)
+
+    async def ping(self, req: Request) -> AnyResponse:
+        body = b"" if req.method == "HEAD" else b"OK"
+        return Response(200, body, "text/plain; charset=utf-8", list(PING_HEADERS))
+
+    async def version(self, req: Request) -> AnyResponse:
+        host = host_info()
+        details = {
+            "ApiVersion": _version_text(API_VERSION),
+            "MinAPIVersion": _version_text(MIN_API_VERSION),
+            "GitCommit": "",
+            "GoVersion": "",
+            "Os": "linux",
+            "Arch": go_arch(),
+            "KernelVersion": host.kernel_version,
+            "BuildTime": "",
+            "Experimental": "false",
+        }
+        runtime_line = tool_version(self.facts.default_runtime)
+        return json_response(
+            {
+                "Platform": {"Name": "essaim"},
+                "Components": [
+                    {"Name": "Engine", "Version": __version__, "Details": details},
+                    {"Name": self.facts.default_runtime, "Version": runtime_line,
+                     "Details": {"GitCommit": ""}},
+                    {"Name": "conmon", "Version": tool_version("conmon"),
+                     "Details": {"GitCommit": ""}},
+                ],
+                "Version": __version__,
+                "ApiVersion": _version_text(API_VERSION),
+                "MinAPIVersion": _version_text(MIN_API_VERSION),
+                "GitCommit": "",
+                "GoVersion": "",
+                "Os": "linux",
+                "Arch": go_arch(),
+                "KernelVersion": host.kernel_version,
+                "Experimental": False,
+                "BuildTime": "",
+            }
+        )  # fmt: skip
+
+    async def info(self, req: Request) -> AnyResponse:
+        host = host_info()
+        containers = self.containers.list()
+        running = sum(1 for c in containers if c.state.status == RUNNING)
+        paused = sum(1 for c in containers if c.state.status == PAUSED)
+        images = await self.images.list()
+        return json_response(
+            {
+                "ID": self.facts.daemon_id,
+                "Containers": len(containers),
+                "ContainersRunning": running,
+                "ContainersPaused": paused,
+                "ContainersStopped": len(containers) - running - paused,
+                "Images": len(images),
+                "Driver": "overlay2",
+                "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+                "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                            "Authorization": None, "Log": [LOG_DRIVER]},
+                "MemoryLimit": True,
+                "SwapLimit": True,
+                "CpuCfsPeriod": True,
+                "CpuCfsQuota": True,
+                "CPUShares": True,
+                "CPUSet": True,
+                "PidsLimit": True,
+                "IPv4Forwarding": True,
+                "Debug": self.facts.debug,
+                "NFd": _count_fds(),
+                "NGoroutines": len(asyncio.all_tasks()),
+                "SystemTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "LoggingDriver": LOG_DRIVER,
+                "CgroupDriver": "cgroupfs",
+                "CgroupVersion": host.cgroup_version,
+                "NEventsListener": 0,
+                "KernelVersion": host.kernel_version,
+                "OperatingSystem": host.operating_system,
+                "OSVersion": host.os_version,
+                "OSType": "linux",
+                "Architecture": host.architecture,
+                "IndexServerAddress": "",
+                "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                                   "IndexConfigs": {}, "Mirrors": []},
+                "NCPU": host.ncpu,
+                "MemTotal": host.mem_total,
+                "DockerRootDir": str(self.facts.data_root),
+                "Name": host.hostname,
+                "Labels": [],
+                "ExperimentalBuild": False,
+                "ServerVersion": __version__,
+                "Runtimes": {name: {"path": path} for name, path in self.facts.runtimes.items()},
+                "DefaultRuntime": self.facts.default_runtime,
+                "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                          "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+                "LiveRestoreEnabled": True,
+                "Isolation": "",
+                "InitBinary": "",
+                "ContainerdCommit": {"ID": ""},
+                "RuncCommit": {"ID": tool_version(self.facts.default_runtime)},
+                "InitCommit": {"ID": ""},
+                "SecurityOptions": ["name=seccomp,profile=builtin"],
+                "Warnings": [],
+            }
+        )  # fmt: skip
+
+    async def stream_events(self, req: Request) -> AnyResponse:
+        filters = Filters.parse(req.query.get("filters"))
+        since = _event_time(req.query.get("since"))
+        until = _event_time(req.query.get("until"))
+        now = time.time_ns()
+        subscription = self.events.subscribe(since)
+
+        async def produce() -> AsyncIterator[bytes]:
+            import json
+
+            try:
+                if until is not None:
+                    deadline = asyncio.get_running_loop().time() + max(0, until - now) / 1e9
+                while True:
+                    if until is None:
+                        event = await anext(subscription)
+                    else:
+                        remaining = deadline - asyncio.get_running_loop().time()
+                        if remaining <= 0:
+                            return
+                        try:
+                            event = await asyncio.wait_for(anext(subscription), remaining)
+                        except TimeoutError:
+                            return
+                    if until is not None and event.time_nano > until:
+                        return
+                    if _event_matches(event, filters):
+                        yield json.dumps(event_wire(event), separators=(",", ":")).encode() + b"\n"
+            finally:
+                await subscription.aclose()  # type: ignore[attr-defined]
+
+        return StreamResponse(produce())
+
+
+def _count_fds() -> int:
+    try:
+        return len(list(Path("/proc/self/fd").iterdir()))
+    except OSError:
+        return 0
+
+
+def _event_time(value: str | None) -> int | None:
+    """`since`/`until`: unix seconds with an optional fraction, as the CLI sends."""
+    if not value:
+        return None
+    try:
+        seconds, _, frac = value.partition(".")
+        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
+    except ValueError:
+        return None
+
+
+def _event_matches(event: Event, filters: Filters) -> bool:
+    if not filters.match_one("type", event.type):
+        return False
+    if not filters.match_one("event", event.action) and not filters.match_one(
+        "action", event.action
+    ):
+        return False
+    name = event.attributes.get("name", "")
+    if "container" in filters:
+        wanted = filters.values("container")
+        if event.type != "container":
+            return False
+        if name not in wanted and not any(event.actor_id.startswith(v) for v in wanted):
+            return False
+    if "image" in filters and not (
+        filters.match_one("image", event.attributes.get("image", ""))
+        or filters.match_one("image", event.actor_id)
+    ):
+        return False
+    return filters.match_labels(event.attributes)
+
+
+def event_wire(event: Event) -> dict[str, Any]:
+    seconds = event.time_nano // 1_000_000_000
+    wire: dict[str, Any] = {
+        "Type": event.type,
+        "Action": event.action,
+        "Actor": {"ID": event.actor_id, "Attributes": event.attributes},
+        "scope": event.scope,
+        "time": seconds,
+        "timeNano": event.time_nano,
+    }
+    if event.type == "container":
+        # The legacy fields older clients (and `docker events` formatting) still read.
+        wire.update(
+            status=event.action, id=event.actor_id, **{"from": event.attributes.get("image", "")}
+        )
+    return wire

@@ -1,0 +1,237 @@
+"""essaimd: the engine daemon. Parses dockerd-compatible flags, wires the services
+together, serves the Engine API, and shuts down cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import ssl
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from essaim.api.app import EngineApplication
+from essaim.api.containers import ContainersAPI
+from essaim.api.images import ImagesAPI
+from essaim.api.router import Router
+from essaim.api.server import Server
+from essaim.api.system import DaemonFacts, SystemAPI
+from essaim.engine.containers import ContainerService
+from essaim.image.service import ImageService
+from essaim.runtime.conmon import ConmonRuntime
+from essaim.store import SqliteStore
+from essaim.store.events import EventBus
+from essaim.store.lock import DataRootBusy, DataRootLock
+
+log = logging.getLogger("essaimd")
+
+DEFAULT_HOST = "unix:///run/essaim/essaim.sock"
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
+    data_root: Path = Path("/var/lib/essaim")
+    exec_root: Path = Path("/run/essaim")
+    pidfile: Path | None = None
+    log_level: str = "info"
+    cgroup_parent: str = "essaim"
+    default_runtime: str = "runc"
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_tcp: bool = False
+
+
+def parse_args(argv: list[str] | None = None) -> DaemonConfig:
+    p = argparse.ArgumentParser(prog="essaimd", description="the essaim engine daemon")
+    p.add_argument(
+        "-H",
+        "--host",
+        action="append",
+        dest="hosts",
+        metavar="URL",
+        help=f"socket to listen on (repeatable; default {DEFAULT_HOST})",
+    )
+    p.add_argument("--data-root", default="/var/lib/essaim", help="root of persistent state")
+    p.add_argument("--exec-root", default="/run/essaim", help="root of runtime state")
+    p.add_argument("-p", "--pidfile", default=None, help="write the daemon's pid here")
+    p.add_argument(
+        "-l", "--log-level", default="info", choices=["debug", "info", "warn", "error", "fatal"]
+    )
+    p.add_argument(
+        "--cgroup-parent",
+        default=None,
+        help="parent cgroup of containers (default: essaim, or derived from the data root)",
+    )
+    p.add_argument("--default-runtime", default="runc", help="OCI runtime (runc or crun)")
+    p.add_argument("--tlscacert", default=None)
+    p.add_argument("--tlscert", default=None)
+    p.add_argument("--tlskey", default=None)
+    p.add_argument("--tlsverify", action="store_true", help="ignored: always on for tcp")
+    p.add_argument(
+        "--insecure-tcp",
+        action="store_true",
+        help="allow tcp:// without TLS (never on a shared network)",
+    )
+    ns = p.parse_args(argv)
+    data_root = Path(ns.data_root).resolve()
+    cgroup_parent = ns.cgroup_parent
+    if cgroup_parent is None:
+        # One cgroup subtree per daemon: a second instance must not share the first's.
+        cgroup_parent = "essaim" if data_root == Path("/var/lib/essaim") else (
+            "essaim-" + hashlib.sha256(str(data_root).encode()).hexdigest()[:12]
+        )  # fmt: skip
+    return DaemonConfig(
+        hosts=ns.hosts or [DEFAULT_HOST],
+        data_root=data_root,
+        exec_root=Path(ns.exec_root).resolve(),
+        pidfile=Path(ns.pidfile) if ns.pidfile else None,
+        log_level=ns.log_level,
+        cgroup_parent=cgroup_parent.strip("/"),
+        default_runtime=ns.default_runtime,
+        tls_ca=ns.tlscacert,
+        tls_cert=ns.tlscert,
+        tls_key=ns.tlskey,
+        insecure_tcp=ns.insecure_tcp,
+    )
+
+
+def _tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
+    if not (config.tls_cert and config.tls_key):
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.tls_ca:
+        ctx.load_verify_locations(config.tls_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def _daemon_id(data_root: Path) -> str:
+    path = data_root / "engine-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import uuid
+
+        value = str(uuid.uuid4())
+        path.write_text(value + "\n")
+        return value
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        config = self.config
+        config.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = DataRootLock(config.data_root)
+        try:
+            lock.acquire()
+        except DataRootBusy as exc:
+            raise SystemExit(f"essaimd: {exc}") from None
+        try:
+            await self._run_locked()
+        finally:
+            lock.release()
+
+    async def _run_locked(self) -> None:
+        config = self.config
+        if config.pidfile:
+            config.pidfile.parent.mkdir(parents=True, exist_ok=True)
+            config.pidfile.write_text(f"{os.getpid()}\n")
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="essaim-io")
+        loop.set_default_executor(executor)
+        store = SqliteStore(config.data_root / "state.db")
+        events = EventBus()
+        images = ImageService(config.data_root, store, events, executor)
+        await images.load()
+        runtime = ConmonRuntime(
+            runtime=config.default_runtime,
+            runtime_root=config.exec_root / "runtime",
+            socket_dir=config.exec_root / "s",
+        )
+        containers = ContainerService(
+            data_root=config.data_root,
+            store=store,
+            events=events,
+            images=images,
+            runtime=runtime,
+            cgroup_parent=config.cgroup_parent,
+        )
+        await containers.load()
+        facts = DaemonFacts(
+            daemon_id=_daemon_id(config.data_root),
+            data_root=config.data_root,
+            exec_root=config.exec_root,
+            default_runtime=runtime.runtime_name,
+            runtimes={runtime.runtime_name: runtime.runtime_path},
+            debug=config.log_level == "debug",
+        )
+        router = Router()
+        SystemAPI(facts, containers, images, events).register(router)
+        ContainersAPI(containers).register(router)
+        ImagesAPI(images, containers).register(router)
+        server = Server(EngineApplication(router))
+        try:
+            for host in config.hosts:
+                await self._listen(server, host)
+            log.info("essaimd listening on %s", ", ".join(config.hosts))
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+            await self.stopping.wait()
+            log.info("shutting down")
+        finally:
+            await server.close()
+            await containers.close()
+            await store.close()
+            executor.shutdown(wait=False)
+            if config.pidfile:
+                with contextlib.suppress(OSError):
+                    config.pidfile.unlink()
+
+    async def _listen(self, server: Server, host: str) -> None:
+        if host.startswith("unix://"):
+            await server.listen_unix(Path(host.removeprefix("unix://")))
+            return
+        if host.startswith("tcp://"):
+            address = host.removeprefix("tcp://")
+            name, _, port = address.rpartition(":")
+            tls = _tls_context(self.config)
+            if tls is None and not self.config.insecure_tcp:
+                raise SystemExit(
+                    f"essaimd: refusing {host} without TLS (give --tlscert/--tlskey/--tlscacert,"
+                    " or --insecure-tcp)"
+                )
+            await server.listen_tcp(name or "127.0.0.1", int(port or 2376), tls)
+            return
+        raise SystemExit(f"essaimd: unsupported host {host!r} (use unix:// or tcp://)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(config.log_level, config.log_level.upper())
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )  # fmt: skip
+    if os.geteuid() != 0:
+        raise SystemExit("essaimd: must run as root")
+    asyncio.run(Daemon(config).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Human status text for `docker ps` ("Up 2 seconds", "Exited (0) 3 minutes ago"),
+following Docker's go-units HumanDuration wording.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from essaim.model.container import (
+    CREATED,
+    DEAD,
+    EXITED,
+    PAUSED,
+    REMOVING,
+    RESTARTING,
+    RUNNING,
+    Container,
+)  # fmt: skip
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = seconds / 60
+    if round(minutes) == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{int(minutes)} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def parse_rfc3339(stamp: str) -> float:
+    """Seconds since the epoch for our stored timestamps (nanoseconds trimmed)."""
+    main, _, frac = stamp.rstrip("Z").partition(".")
+    when = datetime.fromisoformat(main + "+00:00").timestamp()
+    return when + (float("0." + frac[:6]) if frac else 0.0)
+
+
+def status_text(container: Container, now: float) -> str:
+    state = container.state
+    if state.status in (RUNNING, PAUSED):
+        text = "Up " + human_duration(now - parse_rfc3339(state.started_at))
+        return text + " (Paused)" if state.status == PAUSED else text
+    if state.status == RESTARTING:
+        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        return f"Restarting ({state.exit_code}) {ago} ago"
+    if state.status == REMOVING:
+        return "Removal In Progress"
+    if state.status == DEAD:
+        return "Dead"
+    if state.status == CREATED:
+        return "Created"
+    if state.status == EXITED:
+        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        return f"Exited ({state.exit_code}) {ago} ago"
+    return state.status

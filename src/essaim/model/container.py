@@ -1,0 +1,103 @@
+"""The container as essaim models it: its configuration (what was asked at create)
+and its state machine (created -> running -> exited, restarting, removing, dead).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+# Docker's status words, as `docker ps` filters and `State.Status` use them.
+CREATED = "created"
+RUNNING = "running"
+PAUSED = "paused"
+RESTARTING = "restarting"
+REMOVING = "removing"
+EXITED = "exited"
+DEAD = "dead"
+STATUSES = (CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD)
+
+
+class RestartPolicy(msgspec.Struct):
+    name: str = "no"  # no | always | unless-stopped | on-failure
+    maximum_retry_count: int = 0
+
+
+class ContainerConfig(msgspec.Struct):
+    """What the client asked for at create, merged with the image's defaults."""
+
+    image: str  # as the client typed it
+    cmd: list[str] = []
+    entrypoint: list[str] = []
+    env: list[str] = []
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    domainname: str = ""
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    labels: dict[str, str] = {}
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    exposed_ports: list[str] = []
+    volumes: list[str] = []
+
+
+class HostConfig(msgspec.Struct):
+    auto_remove: bool = False
+    restart_policy: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
+    console_size: tuple[int, int] = (0, 0)
+    runtime: str = ""
+    network_mode: str = "default"
+    privileged: bool = False
+    readonly_rootfs: bool = False
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    security_opt: list[str] = []
+    memory: int = 0
+    memory_swap: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_quota: int = 0
+    cpu_period: int = 0
+    pids_limit: int = 0
+    ulimits: list[tuple[str, int, int]] = []
+    binds: list[str] = []
+    init: bool = False
+    oom_score_adj: int = 0
+    log_type: str = "json-file"
+
+
+class ContainerState(msgspec.Struct):
+    status: str = CREATED
+    pid: int = 0
+    conmon_pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: str = "0001-01-01T00:00:00Z"
+    finished_at: str = "0001-01-01T00:00:00Z"
+    restart_count: int = 0
+    # Set by stop/kill so a restart policy does not revive a container the user stopped.
+    stopped_by_user: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.status in (RUNNING, PAUSED, RESTARTING)
+
+
+class Container(msgspec.Struct):
+    id: str
+    name: str  # without the leading slash
+    created: str  # RFC 3339 with nanoseconds
+    image_id: str
+    config: ContainerConfig
+    host_config: HostConfig
+    path: str  # the program (args[0])
+    args: list[str]
+    state: ContainerState = msgspec.field(default_factory=ContainerState)
+    driver: str = "overlay2"
+    runtime: str = "runc"

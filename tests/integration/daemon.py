@@ -1,0 +1,139 @@
+"""A private essaimd for tests: its own data root, exec root, socket and cgroup
+parent, the busybox image seeded, and a `docker` CLI pointed at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class EssaimDaemon:
+    root: Path
+    tag: str = field(default_factory=lambda: secrets.token_hex(4))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_root(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.exec_root / "essaim.sock"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def cgroup_parent(self) -> str:
+        return f"essaim-test-{self.tag}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "essaimd.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = self.host
+        env["DOCKER_CONFIG"] = str(self.root / "docker-config")
+        env.pop("DOCKER_CONTEXT", None)
+        return env
+
+    def seed_busybox(self) -> None:
+        subprocess.run(
+            [str(VENV_BIN / "essaim"), "busybox-image", "--data-root", str(self.data_root), "-q"],
+            check=True,
+        )
+
+    def start(self) -> None:
+        self.exec_root.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "essaimd"), "-H", self.host,
+                "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+                "--cgroup-parent", self.cgroup_parent, "--log-level", "debug",
+            ],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"essaimd exited: {self.log_path.read_text()[-3000:]}")
+            if self.socket.exists() and self.docker("version").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"essaimd did not answer: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def docker(self, *args: str, input: str | None = None, timeout: float = 60) -> Result:
+        done = subprocess.run(
+            ["docker", *args], env=self.env(), capture_output=True, text=True,
+            input=input, timeout=timeout,
+        )  # fmt: skip
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host, timeout=60)
+
+    def cleanup(self) -> None:
+        """Remove what this daemon made: its containers (by id), mounts, cgroups, roots."""
+        if self.proc is not None and self.proc.poll() is None:
+            ids = self.docker("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids)
+        self.stop()
+        for conmon_pid in self.data_root.glob("containers/*/conmon.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(conmon_pid.read_text().strip()), signal.SIGKILL)
+        for rootfs in self.data_root.glob("containers/*/rootfs"):
+            subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, check=False)
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            parent = hierarchy / self.cgroup_parent
+            if parent.is_dir():
+                for child in parent.iterdir():
+                    if child.is_dir():
+                        with contextlib.suppress(OSError):
+                            child.rmdir()
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Containers outlive essaimd: kill -9 the daemon, start it again, and find the
+containers running, their logs complete and `wait` answering with exit codes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.integration.daemon import EssaimDaemon
+
+
+def test_kill9_restart_readopts_three_containers(own_daemon: EssaimDaemon) -> None:
+    d = own_daemon
+    ticker = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    ids = {
+        "ticker": d.docker("run", "-d", "--name", "ticker", "busybox", "sh", "-c", ticker),
+        "sleeper": d.docker("run", "-d", "--name", "sleeper", "busybox", "sleep", "1000"),
+        "quitter": d.docker("run", "-d", "--name", "quitter", "busybox", "sh", "-c",
+                            "sleep 1; echo bye; exit 4"),
+    }  # fmt: skip
+    for name, result in ids.items():
+        assert result.returncode == 0, (name, result.stderr)
+
+    d.kill9()
+    time.sleep(1.5)  # the quitter exits and the ticker writes while no daemon runs
+    d.start()
+
+    running = d.docker("ps", "--format", "{{.Names}}").stdout.split()
+    assert sorted(running) == ["sleeper", "ticker"]
+    assert d.docker("wait", "quitter").stdout.strip() == "4"
+    assert d.docker("logs", "quitter").stdout == "bye\n"
+
+    ticks = [int(line.split()[1]) for line in d.docker("logs", "ticker").stdout.splitlines()]
+    assert ticks == list(range(len(ticks)))
+    assert len(ticks) >= 15  # written before, during and after the daemon's absence
+
+    assert d.docker("kill", "ticker").returncode == 0
+    assert d.docker("wait", "ticker").stdout.strip() == "137"
+    assert d.docker("stop", "-t", "1", "sleeper").returncode == 0
+    assert d.docker("inspect", "-f", "{{.State.ExitCode}}", "sleeper").stdout.strip() == "137"

@@ -1,0 +1,89 @@
+"""`docker run` through essaimd with the real docker CLI: output, exit codes, errors."""
+
+from __future__ import annotations
+
+from tests.integration.daemon import EssaimDaemon
+
+
+def test_run_rm_echo_prints_and_exits_zero(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "busybox", "echo", "hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello\n"
+
+
+def test_run_exit_code_is_the_container_exit_code(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "busybox", "sh", "-c", "exit 3")
+    assert result.returncode == 3
+
+
+def test_run_separates_stdout_and_stderr(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+
+
+def test_run_unknown_image_exits_125_with_dockers_message(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "nosuchimage:v1", "true")
+    assert result.returncode == 125
+    assert "Unable to find image 'nosuchimage:v1' locally" in result.stderr
+    assert "pull access denied for nosuchimage" in result.stderr
+
+
+def test_run_unknown_command_exits_127(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "busybox", "nosuchcmd")
+    assert result.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in result.stderr
+
+
+def test_run_not_executable_exits_126(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "--rm", "busybox", "/etc/passwd")
+    assert result.returncode == 126
+    assert "permission denied" in result.stderr
+
+
+def test_run_rm_leaves_no_container_behind(daemon: EssaimDaemon) -> None:
+    before = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    assert daemon.docker("run", "--rm", "busybox", "true").returncode == 0
+    assert daemon.docker("run", "--rm", "busybox", "nosuchcmd").returncode == 127
+    after = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    assert after == before
+    dirs = {p.name for p in (daemon.data_root / "containers").iterdir()}
+    assert dirs == before
+
+
+def test_stdin_is_piped_and_closed(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "-i", "--rm", "busybox", "cat", input="hi\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+
+
+def test_env_workdir_and_user_reach_the_process(daemon: EssaimDaemon) -> None:
+    result = daemon.docker(
+        "run", "--rm", "-e", "GREETING=bonjour", "-w", "/tmp", "-u", "65534:65534",
+        "busybox", "sh", "-c", 'echo "$GREETING $(pwd) $(id -u):$(id -g)"',
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "bonjour /tmp 65534:65534\n"
+
+
+def test_default_security_drops_capabilities_and_masks_paths(daemon: EssaimDaemon) -> None:
+    script = (
+        "grep CapBnd /proc/self/status; grep Seccomp: /proc/self/status; cat /proc/kcore | wc -c"
+    )
+    result = daemon.docker("run", "--rm", "busybox", "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    # Docker's default set: 0x00000000a80425fb.
+    assert lines[0].split()[1] == "00000000a80425fb"
+    assert lines[1].split()[1] == "2"
+    assert lines[2].strip() == "0"
+
+
+def test_detached_run_prints_the_id(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("run", "-d", "busybox", "sleep", "1000")
+    assert result.returncode == 0, result.stderr
+    cid = result.stdout.strip()
+    assert len(cid) == 64
+    inspect = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.Running}}", cid)
+    assert inspect.stdout.strip() == "running true"
+    assert daemon.docker("rm", "-f", cid).returncode == 0
