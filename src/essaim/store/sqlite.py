@@ -6,9 +6,11 @@ One dedicated thread owns the connection, so every call is serialised off the ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,13 +60,46 @@ class _SqliteTransaction:
         return cur.rowcount > 0
 
 
+class _Watch:
+    """One watcher's queue, registered when `watch` returns so that every change
+    committed after the call reaches it, even before its first read."""
+
+    def __init__(self, store: SqliteStore, kind: str | None) -> None:
+        self._store = store
+        self.kind = kind
+        # None: closed, wakes a reader waiting on a quiet store.
+        self._queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        self._closed = False
+
+    def deliver(self, change: Change) -> None:
+        if self.kind is None or self.kind == change.kind:
+            self._queue.put_nowait(change)
+
+    def __aiter__(self) -> _Watch:
+        return self
+
+    async def __anext__(self) -> Change:
+        change = None if self._closed else await self._queue.get()
+        if change is None:
+            self._closed = True
+            raise StopAsyncIteration
+        return change
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._store._watchers.discard(self)
+            self._queue.put_nowait(None)
+
+
 class SqliteStore:
     """The `Store` for one host: `state.db` in the data root."""
 
     def __init__(self, path: Path) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="essaim-store")
         self._db = self._executor.submit(self._open, path).result()
-        self._watchers: list[tuple[str | None, asyncio.Queue[Change]]] = []
+        # Weak: a watch its reader dropped without closing stops collecting changes.
+        self._watchers: weakref.WeakSet[_Watch] = weakref.WeakSet()
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -82,19 +117,34 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = body(txn)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A failed COMMIT (disk full, I/O error) leaves the transaction open:
+                # roll it back too, or every later BEGIN fails.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
             return result, txn.changes
 
         loop = asyncio.get_running_loop()
-        result, changes = await loop.run_in_executor(self._executor, in_thread)
-        for change in changes:
-            for kind, queue in self._watchers:
-                if kind is None or kind == change.kind:
-                    queue.put_nowait(change)
+        future = self._executor.submit(in_thread)
+
+        def committed(done: Future[tuple[R, list[Change]]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody watches
+                    loop.call_soon_threadsafe(self._deliver, done.result()[1])
+
+        # Registered before the caller awaits the future: the watchers see a change
+        # before its writer resumes, and even if the writer was cancelled meanwhile.
+        future.add_done_callback(committed)
+        result, _ = await asyncio.wrap_future(future)
         return result
+
+    def _deliver(self, changes: list[Change]) -> None:
+        watchers = list(self._watchers)
+        for change in changes:
+            for watcher in watchers:
+                watcher.deliver(change)
 
     async def get(self, kind: str, key: str) -> bytes | None:
         return await self._run(lambda t: t.get(kind, key))
@@ -111,15 +161,12 @@ class SqliteStore:
     async def transact(self, body: Callable[[_SqliteTransaction], R]) -> R:
         return await self._run(body)
 
-    async def watch(self, kind: str | None = None) -> AsyncIterator[Change]:
-        queue: asyncio.Queue[Change] = asyncio.Queue()
-        entry = (kind, queue)
-        self._watchers.append(entry)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._watchers.remove(entry)
+    def watch(self, kind: str | None = None) -> AsyncIterator[Change]:
+        """Changes (of `kind`, or all) committed after this call, in commit order. Close
+        it with `aclose()`."""
+        watcher = _Watch(self, kind)
+        self._watchers.add(watcher)
+        return watcher
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
