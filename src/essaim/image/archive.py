@@ -11,23 +11,49 @@ import bz2
 import contextlib
 import errno
 import gzip
+import io
 import lzma
 import os
 import shutil
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from essaim.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+# overlayfs reads its own marks (opaque, redirect, metacopy ...) from these xattrs: only
+# the unpacker may set them, from whiteout entries, never an archive's PAX headers.
+_OVERLAY_XATTR_PREFIX = "trusted.overlay."
 _MAX_SYMLINK_HOPS = 40
+# What an entry can make the kernel answer when it is malformed or names something that
+# cannot be placed (an empty link target, a name too long ...): the archive's fault, a
+# 400. Anything else (ENOSPC, EIO, EROFS ...) is the host's and stays an OSError.
+_ENTRY_ERRNOS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EEXIST,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.EINVAL,
+        errno.EMLINK,
+        errno.ENOTEMPTY,
+        errno.ERANGE,
+        errno.E2BIG,
+    }
+)
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -50,20 +76,56 @@ def sniff_compression(head: bytes) -> str:
     return "none"
 
 
+class _Decompressed(io.RawIOBase):
+    """A decompressor whose complaints about its input (bad header, corrupt or truncated
+    data) are the client's fault: InvalidParameter, not a 500."""
+
+    def __init__(self, inner: io.BufferedIOBase, kind: str) -> None:
+        self._inner = inner
+        self._kind = kind
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._inner.read(len(view))
+        except (EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise InvalidParameter(f"invalid {self._kind} data: {exc}") from None
+        except OSError as exc:
+            if exc.errno is not None:
+                raise  # the disk under the source, not its bytes
+            raise InvalidParameter(f"invalid {self._kind} data: {exc}") from None
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
+
+
 def open_decompressed(source: BinaryIO) -> BinaryIO:
-    """`source` (seekable) as a stream of uncompressed bytes."""
+    """`source` (seekable) as a stream of uncompressed bytes; corrupt compressed data
+    raises InvalidParameter when it is read."""
     head = source.read(8)
     source.seek(0)
     kind = sniff_compression(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
-    if kind == "bzip2":
-        return bz2.BZ2File(source, "rb")  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.LZMAFile(source, "rb")  # type: ignore[return-value]
     if kind == "zstd":
         raise InvalidParameter("zstd-compressed archives are not supported")
-    return source
+    if kind == "none":
+        return source
+    return io.BufferedReader(_Decompressed(_decompressor(kind, source), kind), CHUNK)
+
+
+def _decompressor(kind: str, source: BinaryIO) -> io.BufferedIOBase:
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=source, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(source, "rb")
+    return lzma.LZMAFile(source, "rb")
 
 
 def _clean_parts(name: str) -> list[str]:
@@ -94,7 +156,8 @@ class _Unpacker:
     # Parent directory parts -> real path; dropped whenever a symlink appears or a
     # directory disappears, the only events that change how a path resolves.
     _dirs: dict[tuple[str, ...], str] = field(default_factory=dict)
-    _dir_times: list[tuple[str, float]] = field(default_factory=list)
+    # Directory -> the mtime of its last entry, applied once its children are written.
+    _dir_times: dict[str, float] = field(default_factory=dict)
 
     def resolve_dir(self, parts: list[str], *, create: bool, name: str) -> str:
         """The real path of the directory `parts`, following symlinks inside the root."""
@@ -150,6 +213,11 @@ class _Unpacker:
                 return
             shutil.rmtree(path)
             self._dirs.clear()
+            # Their times belong to directories that are gone; whatever takes the name
+            # next (a file, a symlink to anywhere) must not receive them.
+            inside = path + os.sep
+            for doomed in [d for d in self._dir_times if d == path or d.startswith(inside)]:
+                del self._dir_times[doomed]
         else:
             os.unlink(path)
             if stat.S_ISLNK(st.st_mode):
@@ -196,6 +264,7 @@ class _Unpacker:
             if is_dir:
                 raise UnsafeArchive(f"invalid hardlink {member.name!r} -> {member.linkname!r}")
             os.link(source, path, follow_symlinks=False)
+            self._dirs.clear()  # a link to a symlink is a new symlink
             return  # a hard link shares the metadata of its target
         elif member.ischr() or member.isblk():
             if not self.same_owner:
@@ -233,12 +302,14 @@ class _Unpacker:
             if key.startswith("SCHILY.xattr."):
                 self.set_xattr(path, key[len("SCHILY.xattr.") :], value)
         if member.isdir():
-            self._dir_times.append((path, member.mtime))
+            self._dir_times[path] = member.mtime  # the last entry for a directory wins
         else:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, OverflowError):
                 os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
 
     def set_xattr(self, path: str, key: str, value: str) -> None:
+        if key.startswith(_OVERLAY_XATTR_PREFIX):
+            return
         if key.startswith("trusted.") and not self.same_owner:
             return
         try:
@@ -248,10 +319,27 @@ class _Unpacker:
             if exc.errno not in (errno.ENOTSUP, errno.EPERM):
                 raise
 
+    def is_real_dir(self, path: str) -> bool:
+        """`path` is a directory reached from the root through directories only: no
+        component was turned into a symlink since it was recorded."""
+        current = self.root
+        for part in os.path.relpath(path, self.root).split(os.sep):
+            if part in ("", "."):
+                continue
+            current = os.path.join(current, part)
+            try:
+                if not stat.S_ISDIR(os.lstat(current).st_mode):
+                    return False
+            except OSError:
+                return False
+        return True
+
     def finish(self) -> None:
         # Children changed their directories' mtimes while unpacking; restore them last.
-        for path, mtime in reversed(self._dir_times):
-            with contextlib.suppress(OSError):
+        for path, mtime in self._dir_times.items():
+            if not self.is_real_dir(path):
+                continue
+            with contextlib.suppress(OSError, OverflowError):
                 os.utime(path, (mtime, mtime), follow_symlinks=False)
 
 
@@ -273,7 +361,16 @@ def unpack(
     try:
         with tarfile.open(fileobj=source, mode="r|") as tar:
             for member in tar:
-                unpacker.entry(tar, member)
+                try:
+                    unpacker.entry(tar, member)
+                except (ValueError, OverflowError) as exc:
+                    # NUL bytes in a PAX name, ids or device numbers out of range ...
+                    raise UnsafeArchive(f"invalid tar entry {member.name!r}: {exc}") from None
+                except OSError as exc:
+                    if exc.errno not in _ENTRY_ERRNOS:
+                        raise
+                    reason = os.strerror(exc.errno)
+                    raise UnsafeArchive(f"invalid tar entry {member.name!r}: {reason}") from None
     except tarfile.ReadError as exc:
         if str(exc) == "empty file":
             return 0

@@ -1,7 +1,5 @@
 """`--change` lines of `docker import` and `docker commit`: the Dockerfile instructions
-that only touch the image config (CMD, ENV, LABEL ...), applied like the builder does.
-
-Pure functions: `apply_changes(config, lines)` validates every line, then returns a copy.
+that only touch the image config (CMD, ENV, LABEL ...), applied as dockerd does.
 """
 
 from __future__ import annotations
@@ -9,13 +7,15 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import msgspec
 
 from essaim.errors import InvalidParameter
 from essaim.model.image import HealthConfig, ImageConfig
 
+# moby's validCommitCommands.
 ALLOWED = frozenset(
     {
         "cmd",
@@ -31,61 +31,44 @@ ALLOWED = frozenset(
         "workdir",
     }
 )
-KNOWN = ALLOWED | {
-    "add",
-    "arg",
-    "copy",
-    "from",
-    "maintainer",
-    "run",
-    "shell",
-}
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-_NAME_START = re.compile(r"[A-Za-z_]")
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+HEALTHCHECK_FLAGS = ("interval", "timeout", "start-period", "start-interval", "retries")
+# Linux's signals as moby/sys/signal's SignalMap names them (without SIG).
+SIGNALS = frozenset(
+    {
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO",
+        "IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP",
+        "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM",
+        "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+        *(f"RTMIN+{n}" for n in range(1, 16)),
+        *(f"RTMAX-{n}" for n in range(1, 15)),
+    }
+)  # fmt: skip
+_NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
+_CONTINUATION = re.compile(r"\\[ \t]*$")
+_SPECIAL_PARAMS = frozenset("@*#?-$!0")
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
 _DURATION_UNITS = {
     "ns": 1,
     "us": 1_000,
-    "µs": 1_000,
+    "µs": 1_000,  # U+00B5 micro sign
+    "μs": 1_000,  # U+03BC Greek mu
     "ms": 1_000_000,
     "s": 1_000_000_000,
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
+_MINIMUM_DURATION = 1_000_000  # container.MinimumDuration, 1ms
 
 
-def split_words(text: str) -> list[str]:
-    """Whitespace-separated words, quotes and escapes kept for `expand` to resolve."""
-    words: list[str] = []
-    word = ""
-    quote: str | None = None
-    escaped = False
-    for ch in text:
-        if escaped:
-            word += ch
-            escaped = False
-            continue
-        if quote is None and ch.isspace():
-            if word:
-                words.append(word)
-                word = ""
-            continue
-        if ch == "\\" and quote != "'":
-            escaped = True
-        elif quote is None and ch in "\"'":
-            quote = ch
-        elif ch == quote:
-            quote = None
-        word += ch
-    if word:
-        words.append(word)
-    return words
+# -- words and variables: BuildKit's shell lexer (ProcessWord, ProcessWords)
 
 
 class _Lexer:
-    """The builder's word processing: quotes removed, escapes applied, `$VAR`,
-    `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}` expanded from `env`."""
+    """Quotes removed, escapes applied, `$VAR`, `${VAR}` and the `${VAR:-word}`,
+    `${VAR-word}`, `${VAR:+word}`, `${VAR+word}`, `${VAR:?word}`, `${VAR?word}` forms
+    expanded from `env`; also the words the result splits into."""
 
     def __init__(self, text: str, env: dict[str, str]) -> None:
         self.text = text
@@ -100,223 +83,617 @@ class _Lexer:
         self.pos += 1
         return ch
 
-    def word(self) -> str:
-        out: list[str] = []
-        while self.pos < len(self.text):
-            ch = self.next()
+    def process(self) -> tuple[str, list[str]]:
+        try:
+            return self.until("")
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"failed to process {_go_quote(self.text)}: {exc}") from None
+
+    def until(self, stop: str) -> tuple[str, list[str]]:
+        """The word up to `stop` (consumed) or the end, and its words."""
+        result: list[str] = []
+        words = _Words()
+        while self.peek():
+            ch = self.peek()
+            if stop and ch == stop:
+                self.pos += 1
+                return "".join(result), words.done()
             if ch == "'":
-                end = self.text.find("'", self.pos)
-                if end == -1:
-                    raise InvalidParameter(
-                        "unexpected end of statement while looking for matching single-quote"
-                    )
-                out.append(self.text[self.pos : end])
-                self.pos = end + 1
+                value = self.single_quoted()
+                words.add_raw(value)
             elif ch == '"':
-                out.append(self.double_quoted())
-            elif ch == "\\":
-                out.append(self.next())
+                value = self.double_quoted()
+                words.add_raw(value)
             elif ch == "$":
-                out.append(self.variable())
+                value = self.dollar()
+                words.add_expanded(value)
             else:
-                out.append(ch)
-        return "".join(out)
+                self.pos += 1
+                if ch == "\\":
+                    ch = self.next()
+                    if not ch:
+                        break  # an escape at the very end is dropped
+                    words.add_raw(ch)
+                else:
+                    words.add_char(ch)
+                value = ch
+            result.append(value)
+        if stop:
+            raise InvalidParameter(f"unexpected end of statement while looking for matching {stop}")
+        return "".join(result), words.done()
+
+    def single_quoted(self) -> str:
+        self.pos += 1
+        end = self.text.find("'", self.pos)
+        if end == -1:
+            raise InvalidParameter(
+                "unexpected end of statement while looking for matching single-quote"
+            )
+        value = self.text[self.pos : end]
+        self.pos = end + 1
+        return value
 
     def double_quoted(self) -> str:
+        self.pos += 1
         out: list[str] = []
         while True:
-            ch = self.next()
-            if ch == "":
+            ch = self.peek()
+            if not ch:
                 raise InvalidParameter(
                     "unexpected end of statement while looking for matching double-quote"
                 )
             if ch == '"':
+                self.pos += 1
                 return "".join(out)
-            if ch == "\\" and self.peek() in ('"', "$", "\\"):
-                out.append(self.next())
-            elif ch == "$":
-                out.append(self.variable())
-            else:
-                out.append(ch)
+            if ch == "$":
+                out.append(self.dollar())
+                continue
+            self.pos += 1
+            if ch == "\\":
+                if not self.peek():
+                    continue  # an escape at the very end is dropped
+                if self.peek() in ('"', "$", "\\"):
+                    ch = self.next()
+            out.append(ch)
 
     def name(self) -> str:
+        ch = self.peek()
+        if ch.isdecimal():
+            start = self.pos
+            while self.peek().isdecimal():
+                self.pos += 1
+            return self.text[start : self.pos]
+        if ch and ch in _SPECIAL_PARAMS:
+            self.pos += 1
+            return ch
         start = self.pos
-        if not _NAME_START.match(self.peek() or " "):
-            return ""
-        while self.peek() and _NAME_CHAR.match(self.peek()):
+        while self.peek() and (self.peek().isalnum() or self.peek() == "_"):
             self.pos += 1
         return self.text[start : self.pos]
 
-    def variable(self) -> str:
+    def dollar(self) -> str:
+        self.pos += 1
         if self.peek() != "{":
             name = self.name()
             return self.env.get(name, "") if name else "$"
         self.pos += 1
+        if not self.peek():
+            raise InvalidParameter("syntax error: missing '}'")
+        if self.peek() in "{}:":
+            raise InvalidParameter("syntax error: bad substitution")
         name = self.name()
-        if not name:
-            raise InvalidParameter(f"invalid variable substitution in {self.text!r}")
-        if self.peek() == "}":
-            self.pos += 1
-            return self.env.get(name, "")
-        colon = self.peek() == ":"
-        if colon:
-            self.pos += 1
         op = self.next()
+        if op == "}":
+            return self.env.get(name, "")
+        if not op:
+            raise InvalidParameter("syntax error: missing '}'")
+        colon = op == ":"
+        if colon:
+            op = self.next()
+        elif op not in ("-", "+", "?"):
+            raise InvalidParameter(f"unsupported modifier ({op}) in substitution")
+        try:
+            word, _ = self.until("}")
+        except InvalidParameter:
+            if not self.peek():
+                raise InvalidParameter("syntax error: missing '}'") from None
+            raise
         if op not in ("-", "+", "?"):
             raise InvalidParameter(f"unsupported modifier ({op}) in substitution")
-        depth, start = 1, self.pos
-        while depth:
-            ch = self.next()
-            if ch == "":
-                raise InvalidParameter("missing '}' in variable substitution")
-            depth += {"{": 1, "}": -1}.get(ch, 0)
-        word = _Lexer(self.text[start : self.pos - 1], self.env).word()
         value = self.env.get(name)
+        # With a colon, an empty value counts as unset.
         is_set = value is not None and (value != "" or not colon)
         if op == "-":
             return value if is_set and value is not None else word
         if op == "+":
             return word if is_set else ""
         if not is_set:
-            raise InvalidParameter(f"{name}: {word or 'is not allowed to be unset'}")
+            default = "is not allowed to be empty" if colon else "is not allowed to be unset"
+            raise InvalidParameter(f"{name}: {word or default}")
         return value or ""
 
 
-def expand(word: str, env_list: list[str]) -> str:
+class _Words:
+    """The word splitting of ProcessWords: unquoted blanks, including those a variable's
+    value brings, separate words; quoted and escaped characters never do."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.word = ""
+        self.in_word = False
+
+    def add_char(self, ch: str) -> None:
+        if ch.isspace():
+            if self.in_word and self.word:
+                self.words.append(self.word)
+                self.word = ""
+                self.in_word = False
+        else:
+            self.add_raw(ch)
+
+    def add_raw(self, text: str) -> None:
+        self.word += text
+        self.in_word = True
+
+    def add_expanded(self, text: str) -> None:
+        for ch in text:
+            self.add_char(ch)
+
+    def done(self) -> list[str]:
+        if self.word:
+            self.words.append(self.word)
+            self.word = ""
+            self.in_word = False
+        return self.words
+
+
+def _env_map(env_list: list[str]) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in env_list:
         key, _, value = item.partition("=")
-        env[key] = value
-    return _Lexer(word, env).word()
+        env.setdefault(key, value)  # BuildKit keeps the first of a repeated name
+    return env
 
 
-def _parse_json_list(rest: str) -> list[str] | None:
-    """The exec (JSON) form of CMD, ENTRYPOINT, VOLUME ..., or None for the shell form."""
+def expand(word: str, env_list: list[str]) -> str:
+    """ProcessWord: `word` with quotes, escapes and variables resolved."""
+    return _Lexer(word, _env_map(env_list)).process()[0]
+
+
+def expand_words(word: str, env_list: list[str]) -> list[str]:
+    """ProcessWords: `word` expanded, then split into words (EXPOSE only)."""
+    return _Lexer(word, _env_map(env_list)).process()[1]
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+# -- the parser: logical lines to nodes
+
+
+@dataclass
+class _Node:
+    """One instruction as the Dockerfile parser leaves it: the lower-case instruction,
+    its `--flags`, its arguments, and whether they came in JSON form."""
+
+    instruction: str
+    original: str
+    flags: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    json: bool = False
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines joined across `\\` continuations; comments and blank lines dropped."""
+    lines: list[str] = []
+    current: str | None = None
+    for raw in text.split("\n"):
+        raw = raw.removesuffix("\r")
+        stripped = raw.lstrip()
+        if stripped.startswith("#") or not stripped:
+            continue  # also inside a continuation, as the parser does
+        piece = stripped if current is None else raw
+        match = _CONTINUATION.search(piece)
+        if match:
+            current = (current or "") + piece[: match.start()]
+            continue
+        lines.append((current or "") + piece)
+        current = None
+    if current is not None and current.strip():
+        lines.append(current)
+    return lines
+
+
+def _extract_flags(text: str) -> tuple[str, list[str]]:
+    """BuildKit's extractBuilderFlags: the leading `--name[=value]` words (a value may
+    also follow as the next word) and the rest of the line."""
+    words: list[str] = []
+    word = ""
+    phase = "spaces"
+    quote = ""
+    blank_ok = False
+    parsing_flag_arg = False
+    need_flag_arg = True
+    pos = 0
+    n = len(text)
+    while pos <= n:
+        ch = text[pos] if pos < n else ""
+        if phase == "spaces":
+            if pos == n:
+                break
+            if ch.isspace():
+                pos += 1
+                continue
+            if not parsing_flag_arg and (ch != "-" or pos + 1 == n or text[pos + 1] != "-"):
+                return text[pos:], words
+            phase = "word"
+        if phase in ("word", "quote") and pos == n:
+            if word != "--" and (blank_ok or word):
+                words.append(word)
+            break
+        if phase == "word":
+            if ch.isspace():
+                phase = "spaces"
+                if parsing_flag_arg:
+                    words[-1] += "=" + word
+                    parsing_flag_arg = False
+                    need_flag_arg = True
+                else:
+                    if word == "--":
+                        return text[pos:], words
+                    if blank_ok or word:
+                        if need_flag_arg:
+                            parsing_flag_arg = True
+                        words.append(word)
+                word = ""
+                blank_ok = False
+                pos += 1
+                continue
+            if ch == "=" and need_flag_arg:
+                need_flag_arg = False
+            if ch in "'\"":
+                quote = ch
+                blank_ok = True
+                phase = "quote"
+                pos += 1
+                continue
+            if ch == "\\":
+                if pos + 1 == n:
+                    pos += 1
+                    continue
+                pos += 1
+                ch = text[pos]
+            word += ch
+            pos += 1
+            continue
+        # phase == "quote"
+        if ch == quote:
+            phase = "word"
+            pos += 1
+            continue
+        if ch == "\\":
+            if pos + 1 == n:
+                phase = "word"
+                pos += 1
+                continue
+            pos += 1
+            ch = text[pos]
+        word += ch
+        pos += 1
+    return "", words
+
+
+def _parse_json(rest: str) -> list[str] | None:
+    """The JSON form, None when `rest` is not JSON; a JSON array of anything but
+    strings is an error."""
     if not rest.startswith("["):
         return None
     try:
         value = json.loads(rest)
     except ValueError:
         return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    return None
+    if not isinstance(value, list):
+        return None
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(_NOT_STRING_ARRAY)
+    return value
 
 
-def _name_values(instruction: str, rest: str, env: list[str]) -> list[tuple[str, str]]:
-    words = split_words(rest)
+def _parse_maybe_json(node: _Node, rest: str) -> None:
+    if not rest:
+        return
+    exec_form = _parse_json(rest)
+    if exec_form is None:
+        node.args = [rest]
+    else:
+        node.args, node.json = exec_form, True
+
+
+def _split_words(rest: str) -> list[str]:
+    """The parser's parseWords: blank-separated words, quotes and escapes kept."""
+    words: list[str] = []
+    word = ""
+    quote = ""
+    in_word = False
+    blank_ok = False
+    pos = 0
+    while pos < len(rest):
+        ch = rest[pos]
+        if not in_word:
+            if ch.isspace():
+                pos += 1
+                continue
+            in_word = True
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote != "'":
+                if pos + 1 == len(rest):
+                    break
+                word += ch
+                pos += 1
+                ch = rest[pos]
+            word += ch
+        elif ch.isspace():
+            if blank_ok or word:
+                words.append(word)
+            word, in_word, blank_ok = "", False, False
+        else:
+            if ch in "'\"":
+                quote, blank_ok = ch, True
+            elif ch == "\\":
+                if pos + 1 == len(rest):
+                    pos += 1
+                    continue
+                word += ch
+                pos += 1
+                ch = rest[pos]
+            word += ch
+        pos += 1
+    if in_word and (blank_ok or word):
+        words.append(word)
+    return words
+
+
+def _parse_name_values(node: _Node, rest: str, what: str) -> None:
+    words = _split_words(rest)
     if not words:
-        raise InvalidParameter(f"{instruction} requires at least one argument")
+        return
     if "=" not in words[0]:
         # The legacy form: `ENV NAME the rest of the line`.
         parts = rest.split(None, 1)
         if len(parts) < 2:
-            raise InvalidParameter(f"{instruction} must have two arguments")
-        pairs = [(parts[0], parts[1])]
-    else:
-        pairs = []
-        for word in words:
-            if "=" not in word:
-                raise InvalidParameter(
-                    f"Syntax error - can't find = in {word!r}. Must be of the form: name=value"
-                )
-            key, value = word.split("=", 1)
-            pairs.append((key, value))
-    out = []
-    for key, value in pairs:
-        name = expand(key, env)
-        if not name:
-            raise InvalidParameter(f"{instruction} names can not be blank")
-        out.append((name, expand(value, env)))
-    return out
+            raise InvalidParameter(f"{what} must have two arguments")
+        node.args = [parts[0], parts[1]]
+        return
+    for word in words:
+        if "=" not in word:
+            raise InvalidParameter(
+                f"Syntax error - can't find = in {_go_quote(word)}. Must be of the form: name=value"
+            )
+        key, value = word.split("=", 1)
+        node.args += [key, value]
 
 
-def parse_duration(text: str, flag: str) -> int:
-    """A Go duration ("30s", "1m30s", "500ms") in nanoseconds."""
-    if text == "0":
+def _parse_healthcheck_line(node: _Node, rest: str) -> None:
+    if not rest:
+        return
+    kind = rest.split(None, 1)[0]
+    command = rest[len(kind) :].lstrip()
+    sub = _Node("", command)
+    _parse_maybe_json(sub, command)
+    node.args = [kind, *sub.args]
+    node.json = sub.json
+
+
+def _node_from_line(line: str) -> _Node:
+    """newNodeFromLine: the instruction word, its flags, its arguments."""
+    stripped = line.strip()
+    head = stripped.split(None, 1)
+    word = head[0] if head else ""
+    node = _Node(instruction=word.lower(), original=stripped)
+    rest = ""
+    if len(head) == 2:
+        rest, node.flags = _extract_flags(head[1])
+        rest = rest.strip()
+    instruction = node.instruction
+    if instruction in ("env", "label"):
+        _parse_name_values(node, rest, instruction.upper())
+    elif instruction in ("cmd", "entrypoint"):
+        _parse_maybe_json(node, rest)
+    elif instruction == "healthcheck":
+        _parse_healthcheck_line(node, rest)
+    elif instruction == "expose":
+        node.args = rest.split()
+    elif instruction == "volume":
+        exec_form = _parse_json(rest) if rest else None
+        node.args = exec_form if exec_form is not None else rest.split()
+        node.json = exec_form is not None
+    elif instruction in ("user", "workdir", "stopsignal"):
+        node.args = [rest] if rest else []
+    elif instruction == "onbuild" and rest:
+        trigger = _node_from_line(rest)
+        node.args = [trigger.instruction, *trigger.args]
+    # Other instructions are refused before their arguments matter.
+    return node
+
+
+# -- typed instructions
+
+
+def _parse_flags(node: _Node, names: tuple[str, ...] = ()) -> dict[str, str]:
+    """BFlags.Parse with string flags `names`: their values by name."""
+    values: dict[str, str] = {}
+    for arg in node.flags:
+        if not arg.startswith("--"):
+            raise InvalidParameter(f"Arg should start with -- : {arg}")
+        if arg == "--":
+            break
+        name, eq, value = arg[2:].partition("=")
+        if name not in names:
+            raise InvalidParameter(f"Unknown flag: {name}")
+        if name in values:
+            raise InvalidParameter(f"Duplicate flag specified: {name}")
+        if not eq:
+            raise InvalidParameter(f"Missing a value on flag: {name}")
+        values[name] = value
+    return values
+
+
+def _exactly_one(node: _Node, what: str) -> str:
+    if len(node.args) != 1:
+        raise InvalidParameter(f"{what} requires exactly one argument")
+    return node.args[0]
+
+
+def _at_least_one(node: _Node, what: str) -> None:
+    if not node.args:
+        raise InvalidParameter(f"{what} requires at least one argument")
+
+
+def _key_values(node: _Node, what: str) -> list[tuple[str, str]]:
+    _parse_flags(node)
+    _at_least_one(node, what)
+    pairs = list(zip(node.args[::2], node.args[1::2], strict=True))
+    if any(not key for key, _ in pairs):
+        raise InvalidParameter(f"{what} names can not be blank")
+    return pairs
+
+
+def _command_line(node: _Node, empty_as_none: bool) -> tuple[list[str] | None, bool]:
+    """(the command line, whether the shell goes in front): the shell form is one word."""
+    _parse_flags(node)
+    args = node.args if node.json or not node.args else [" ".join(node.args)]
+    if empty_as_none and not args:
+        return None, not node.json
+    return list(args), not node.json
+
+
+def parse_duration(text: str) -> int:
+    """Go's time.ParseDuration ("30s", "1m30s", "500ms", "-1.5h"), in nanoseconds."""
+    quoted = _go_quote(text)
+    rest = text
+    sign = 1
+    if rest[:1] in ("+", "-"):
+        sign = -1 if rest[0] == "-" else 1
+        rest = rest[1:]
+    if rest == "0":
         return 0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if m is None:
-            raise InvalidParameter(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
+    if not rest:
+        raise InvalidParameter(f"time: invalid duration {quoted}")
+    total = 0.0
+    while rest:
+        match = _DURATION_PART.match(rest)
+        assert match is not None  # both groups may be empty
+        number, unit = match.group(1), match.group(2)
+        if number in ("", "."):
+            raise InvalidParameter(f"time: invalid duration {quoted}")
+        if not unit:
+            raise InvalidParameter(f"time: missing unit in duration {quoted}")
+        if unit not in _DURATION_UNITS:
+            raise InvalidParameter(f"time: unknown unit {_go_quote(unit)} in duration {quoted}")
+        total += float(number) * _DURATION_UNITS[unit]
+        rest = rest[match.end() :]
+    return sign * int(total)
+
+
+def _interval(flags: dict[str, str], name: str) -> int:
+    """parseOptInterval: 0 when absent; otherwise at least 1ms."""
+    text = flags.get(name, "")
     if not text:
-        raise InvalidParameter(f'time: invalid duration "{text}"')
-    value = int(total)
-    if 0 < value < 1_000_000:
-        raise InvalidParameter(f"{flag} cannot be less than 1ms")
+        return 0
+    value = parse_duration(text)
+    if value != 0 and value < _MINIMUM_DURATION:
+        raise InvalidParameter(f"Interval {_go_quote(name)} cannot be less than 1ms")
     return value
 
 
-def _healthcheck(rest: str) -> HealthConfig:
-    words = rest.split()
-    flags: dict[str, str] = {}
-    while words and words[0].startswith("--"):
-        flag, _, value = words.pop(0)[2:].partition("=")
-        if flag not in ("interval", "timeout", "start-period", "start-interval", "retries"):
-            raise InvalidParameter(f"Unknown flag: {flag}")
-        flags[flag] = value
-    if not words:
-        raise InvalidParameter("Missing command after HEALTHCHECK")
-    kind = words[0].upper()
-    body = rest.split(words[0], 1)[1].strip() if kind == "CMD" else ""
+def _healthcheck(node: _Node) -> HealthConfig:
+    _at_least_one(node, "HEALTHCHECK")
+    kind, args = node.args[0].upper(), node.args[1:]
     if kind == "NONE":
-        if len(words) > 1 or flags:
+        if args:
             raise InvalidParameter("HEALTHCHECK NONE takes no arguments")
-        return HealthConfig(test=["NONE"])
+        return HealthConfig(test=["NONE"])  # its flags are not even read
+    flags = _parse_flags(node, HEALTHCHECK_FLAGS)
     if kind != "CMD":
-        raise InvalidParameter(f'Unknown type "{kind}" in HEALTHCHECK (try CMD)')
-    exec_form = _parse_json_list(body)
-    test = ["CMD", *exec_form] if exec_form is not None else ["CMD-SHELL", body]
+        raise InvalidParameter(f"Unknown type {_go_quote(kind)} in HEALTHCHECK (try CMD)")
+    command = args if node.json or not args else [" ".join(args)]
+    if not command:
+        raise InvalidParameter("Missing command after HEALTHCHECK CMD")
+    test = ["CMD", *command] if node.json else ["CMD-SHELL", *command]
+    interval = _interval(flags, "interval")
+    timeout = _interval(flags, "timeout")
+    start_period = _interval(flags, "start-period")
+    start_interval = _interval(flags, "start-interval")
     retries = 0
-    if "retries" in flags:
-        try:
-            retries = int(flags["retries"])
-        except ValueError:
-            raise InvalidParameter(f"invalid retries value: {flags['retries']}") from None
+    if flags.get("retries"):
+        text = flags["retries"]
+        if not _GO_INT.fullmatch(text):
+            raise InvalidParameter(f"strconv.ParseInt: parsing {_go_quote(text)}: invalid syntax")
+        retries = int(text)
+        if not -(2**31) <= retries < 2**31:
+            raise InvalidParameter(
+                f"strconv.ParseInt: parsing {_go_quote(text)}: value out of range"
+            )
         if retries < 0:
-            raise InvalidParameter("--retries cannot be negative")
+            raise InvalidParameter(f"--retries cannot be negative ({retries})")
     return HealthConfig(
         test=test,
-        interval=parse_duration(flags.get("interval", "0"), "Interval"),
-        timeout=parse_duration(flags.get("timeout", "0"), "Timeout"),
-        start_period=parse_duration(flags.get("start-period", "0"), "StartPeriod"),
-        start_interval=parse_duration(flags.get("start-interval", "0"), "StartInterval"),
+        interval=interval,
+        timeout=timeout,
+        start_period=start_period,
+        start_interval=start_interval,
         retries=retries,
     )
 
 
 def validate_signal(name: str) -> None:
-    """Docker's ParseSignal: a number, or a name with or without SIG."""
-    if name.isdigit():
+    """moby/sys/signal's ParseSignal: a non-zero number, or a name with or without SIG."""
+    if _GO_INT.fullmatch(name):
         if int(name) == 0:
-            raise InvalidParameter(f"Invalid signal: {name}")
+            raise InvalidParameter(f"invalid signal: {name}")
         return
-    upper = name.upper()
-    candidate = upper if upper.startswith("SIG") else "SIG" + upper
-    if candidate not in signal.Signals.__members__ and not re.fullmatch(
-        r"SIGRTM(IN|AX)([+-]\d+)?", candidate
-    ):
-        raise InvalidParameter(f"Invalid signal: {name}")
+    if name.upper().removeprefix("SIG") not in SIGNALS:
+        raise InvalidParameter(f"invalid signal: {name}")
+
+
+def _port_range(text: str) -> tuple[int, int] | None:
+    low, dash, high = text.partition("-")
+    if not low.isdecimal() or (dash and not high.isdecimal()):
+        return None
+    start, end = int(low), int(high) if dash else int(low)
+    if start > 65535 or end > 65535 or end < start:
+        return None
+    return start, end
 
 
 def _ports(words: list[str]) -> list[str]:
+    """nat.ParsePortSpecs for EXPOSE: `port[-port][/proto]`, as `port/proto`."""
     out: list[str] = []
     for word in words:
         port, _, proto = word.partition("/")
         proto = proto.lower() or "tcp"
+        if not port:
+            raise InvalidParameter(f"no port specified: {word}<empty>")
         if proto not in ("tcp", "udp", "sctp"):
             raise InvalidParameter(f"invalid proto: {proto}")
-        low, _, high = port.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        span = _port_range(port)
+        if span is None:
             raise InvalidParameter(f"invalid containerPort: {port}")
-        start, end = int(low), int(high or low)
-        if end < start or end > 65535:
-            raise InvalidParameter(f"invalid range specified for container port: {port}")
-        out.extend(f"{p}/{proto}" for p in range(start, end + 1))
+        out.extend(f"{p}/{proto}" for p in range(span[0], span[1] + 1))
     return out
+
+
+def _normalize_workdir(current: str, requested: str) -> str:
+    """normalizeWorkdir: relative to the current directory, cleaned as Go does."""
+    if not requested:
+        raise InvalidParameter("cannot normalize nothing")
+    if not requested.startswith("/"):
+        requested = posixpath.join("/", current, requested)
+    cleaned = posixpath.normpath(requested)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("/") else cleaned
 
 
 class _Draft:
@@ -331,28 +708,31 @@ class _Draft:
             volumes=list(config.volumes),
             on_build=list(config.on_build),
         )
-        # ENTRYPOINT drops the inherited CMD unless a CMD was given before it.
+        # ENTRYPOINT drops the inherited CMD unless a CMD with arguments came before.
         self.cmd_set = False
 
-    def shell_form(self, rest: str) -> list[str]:
-        return [*(self.config.shell or DEFAULT_SHELL), rest]
+    def resolve(self, command: list[str] | None, prepend_shell: bool) -> list[str] | None:
+        if command is None or not prepend_shell:
+            return command
+        return [*(self.config.shell or DEFAULT_SHELL), *command]
 
-    def apply(self, instruction: str, rest: str) -> None:
-        c = self.config
-        if instruction == "cmd":
-            exec_form = _parse_json_list(rest)
-            c.cmd = exec_form if exec_form is not None else self.shell_form(rest)
-            self.cmd_set = True
-        elif instruction == "entrypoint":
-            exec_form = _parse_json_list(rest)
-            if exec_form is not None:
-                c.entrypoint = exec_form
-            else:
-                c.entrypoint = self.shell_form(rest) if rest else None
-            if not self.cmd_set:
-                c.cmd = None
-        elif instruction == "env":
-            for key, value in _name_values("ENV", rest, c.env):
+
+_Change = Callable[[_Draft], None]
+
+
+def _parse_command(node: _Node) -> _Change:
+    """ParseCommand: the node checked and typed; what it does to a config, later."""
+    instruction = node.instruction
+    if instruction in ("env", "label"):
+        pairs = _key_values(node, instruction.upper())
+
+        def apply_pairs(draft: _Draft) -> None:
+            c = draft.config
+            expanded = [(expand(k, c.env), expand(v, c.env)) for k, v in pairs]
+            for key, value in expanded:
+                if instruction == "label":
+                    c.labels[key] = value
+                    continue
                 entry = f"{key}={value}"
                 for i, existing in enumerate(c.env):
                     if existing.split("=", 1)[0] == key:
@@ -360,81 +740,112 @@ class _Draft:
                         break
                 else:
                     c.env.append(entry)
-        elif instruction == "label":
-            for key, value in _name_values("LABEL", rest, c.env):
-                c.labels[key] = value
-        elif instruction == "expose":
-            words = [expand(w, c.env) for w in split_words(rest)]
-            if not words:
-                raise InvalidParameter("EXPOSE requires at least one argument")
-            for port in _ports(words):
+
+        return apply_pairs
+    if instruction in ("cmd", "entrypoint"):
+        is_cmd = instruction == "cmd"
+        command, prepend_shell = _command_line(node, empty_as_none=not is_cmd)
+
+        def apply_command(draft: _Draft) -> None:
+            c = draft.config
+            c.args_escaped = False
+            if is_cmd:
+                c.cmd = draft.resolve(command, prepend_shell)
+                if command:
+                    draft.cmd_set = True
+                return
+            c.entrypoint = draft.resolve(command, prepend_shell)
+            if not draft.cmd_set:
+                c.cmd = None
+
+        return apply_command
+    if instruction == "healthcheck":
+        health = _healthcheck(node)
+
+        def apply_health(draft: _Draft) -> None:
+            draft.config.healthcheck = health
+
+        return apply_health
+    if instruction == "expose":
+        _at_least_one(node, "EXPOSE")
+        _parse_flags(node)
+        words = sorted(node.args)
+
+        def apply_expose(draft: _Draft) -> None:
+            c = draft.config
+            expanded = [w for word in words for w in expand_words(word, c.env)]
+            for port in _ports(expanded):
                 if port not in c.exposed_ports:
                     c.exposed_ports.append(port)
-        elif instruction == "volume":
-            exec_form = _parse_json_list(rest)
-            raw = exec_form if exec_form is not None else split_words(rest)
-            if not raw:
-                raise InvalidParameter("VOLUME requires at least one argument")
-            for word in raw:
-                volume = expand(word, c.env).strip() if exec_form is None else word.strip()
+
+        return apply_expose
+    if instruction == "volume":
+        _at_least_one(node, "VOLUME")
+        _parse_flags(node)
+        volumes = [v.strip() for v in node.args]
+        if any(not v for v in volumes):
+            raise InvalidParameter("VOLUME specified can not be an empty string")
+
+        def apply_volume(draft: _Draft) -> None:
+            c = draft.config
+            expanded = [expand(v, c.env) for v in volumes]
+            for volume in expanded:
                 if not volume:
                     raise InvalidParameter("VOLUME specified can not be an empty string")
                 if volume not in c.volumes:
                     c.volumes.append(volume)
-        elif instruction == "user":
-            c.user = expand(rest.strip(), c.env)
-            if not c.user:
-                raise InvalidParameter("USER requires exactly one argument")
-        elif instruction == "workdir":
-            requested = expand(rest.strip(), c.env)
-            if not requested:
-                raise InvalidParameter("WORKDIR requires exactly one argument")
-            c.working_dir = posixpath.normpath(
-                requested
-                if requested.startswith("/")
-                else posixpath.join("/", c.working_dir, requested)
-            )
-        elif instruction == "stopsignal":
-            value = expand(rest.strip(), c.env)
-            validate_signal(value)
-            c.stop_signal = value
-        elif instruction == "healthcheck":
-            c.healthcheck = _healthcheck(rest)
-        elif instruction == "onbuild":
-            trigger = rest.split(None, 1)[0].lower() if rest.strip() else ""
-            if not trigger:
-                raise InvalidParameter("ONBUILD requires at least one argument")
-            if trigger == "onbuild":
-                raise InvalidParameter("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-            if trigger in ("from", "maintainer"):
-                raise InvalidParameter(f"{trigger.upper()} isn't allowed as an ONBUILD trigger")
-            c.on_build.append(rest.strip())
 
+        return apply_volume
+    if instruction in ("user", "workdir", "stopsignal"):
+        word = _exactly_one(node, instruction.upper())
+        if instruction != "stopsignal":
+            _parse_flags(node)
 
-def parse_line(line: str) -> tuple[str, str]:
-    """(instruction in lower case, the rest), refusing what is not a config change."""
-    stripped = line.strip()
-    if not stripped:
-        raise InvalidParameter("file with no instructions")
-    word, _, rest = stripped.partition(" ")
-    head = word.split("\t", 1)
-    if len(head) == 2:
-        word, rest = head[0], head[1] + (" " + rest if rest else "")
-    instruction = word.lower()
-    if instruction not in KNOWN:
-        raise InvalidParameter(f"unknown instruction: {word.upper()}")
-    if instruction not in ALLOWED:
-        raise InvalidParameter(f"{instruction} is not a valid change command")
-    return instruction, rest.strip()
+        def apply_word(draft: _Draft) -> None:
+            c = draft.config
+            value = expand(word, c.env)
+            if instruction == "user":
+                c.user = value
+            elif instruction == "workdir":
+                c.working_dir = _normalize_workdir(c.working_dir, value)
+            else:
+                validate_signal(value)
+                c.stop_signal = value
+
+        return apply_word
+    # onbuild, the last of ALLOWED
+    _at_least_one(node, "ONBUILD")
+    _parse_flags(node)
+    trigger = node.args[0].strip().upper()
+    if trigger == "ONBUILD":
+        raise InvalidParameter("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger in ("MAINTAINER", "FROM"):
+        raise InvalidParameter(f"{trigger} isn't allowed as an ONBUILD trigger")
+    expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original)
+
+    def apply_onbuild(draft: _Draft) -> None:
+        draft.config.on_build.append(expression)
+
+    return apply_onbuild
 
 
 def apply_changes(config: ImageConfig, lines: list[str]) -> ImageConfig:
-    """`config` with the change lines applied in order; nothing is returned if any line
-    is invalid, so callers can validate before they change anything."""
+    """A copy of `config` with the change lines applied in order, or InvalidParameter
+    with `config` untouched. As dockerd's BuildFromConfig: the lines are joined into one
+    Dockerfile and parsed whole, any instruction outside the eleven allowed is refused,
+    every instruction is typed, and only then are they applied; each error comes at the
+    stage and in the words of dockerd's. No lines leave the config as it is; lines
+    without an instruction are an error."""
+    if not lines:
+        return config
+    nodes = [_node_from_line(line) for line in _logical_lines("\n".join(lines))]
+    if not nodes:
+        raise InvalidParameter("file with no instructions")
+    for node in nodes:
+        if node.instruction not in ALLOWED:
+            raise InvalidParameter(f"{node.instruction} is not a valid change command")
+    changes = [_parse_command(node) for node in nodes]
     draft = _Draft(config)
-    for line in lines:
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        instruction, rest = parse_line(line)
-        draft.apply(instruction, rest)
+    for change in changes:
+        change(draft)
     return draft.config

@@ -136,10 +136,15 @@ class ContentStore:
 
     def _commit(self, temp: Path, digest: str) -> None:
         target = self.path(digest)
-        if target.exists():
+        try:
+            existing = target.stat().st_size
+        except FileNotFoundError:
+            existing = -1
+        if existing == temp.stat().st_size:
             # Same digest, same bytes: the existing blob is as good as ours.
             temp.unlink()
             return
+        # Absent, or damaged (truncated by a disk fault): ours, verified, takes its place.
         temp.chmod(0o444)
         os.rename(temp, target)
         fsync_dir(self.blobs)

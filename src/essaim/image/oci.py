@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from essaim.errors import InvalidParameter
+from essaim.image.reference import validate_digest
 from essaim.model.image import HealthConfig, HistoryEntry, Image, ImageConfig
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -72,12 +73,13 @@ def _encode_health(health: HealthConfig) -> dict[str, Any]:
 
 def encode_run_config(config: ImageConfig) -> dict[str, Any]:
     """The config's `config` object: OCI keys plus the Docker extras; empty fields left
-    out, as both Docker and the OCI tools write it."""
+    out, as both Docker and the OCI tools write it. Maps come out with sorted keys, as
+    Go writes them: the same settings in any order make the same image id."""
     out: dict[str, Any] = {}
     if config.user:
         out["User"] = config.user
     if config.exposed_ports:
-        out["ExposedPorts"] = {port: {} for port in config.exposed_ports}
+        out["ExposedPorts"] = {port: {} for port in sorted(config.exposed_ports)}
     if config.env:
         out["Env"] = list(config.env)
     if config.entrypoint is not None:
@@ -85,11 +87,11 @@ def encode_run_config(config: ImageConfig) -> dict[str, Any]:
     if config.cmd is not None:
         out["Cmd"] = list(config.cmd)
     if config.volumes:
-        out["Volumes"] = {volume: {} for volume in config.volumes}
+        out["Volumes"] = {volume: {} for volume in sorted(config.volumes)}
     if config.working_dir:
         out["WorkingDir"] = config.working_dir
     if config.labels:
-        out["Labels"] = dict(config.labels)
+        out["Labels"] = dict(sorted(config.labels.items()))
     if config.stop_signal:
         out["StopSignal"] = config.stop_signal
     if config.args_escaped:
@@ -153,6 +155,14 @@ def _keys(value: Any) -> list[str]:
     return list(value) if isinstance(value, dict) else []
 
 
+def _int(value: Any, what: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidParameter(f"invalid image config: {what} must be a number")
+    return int(value)
+
+
 def decode_run_config(raw: Any) -> ImageConfig:
     if not isinstance(raw, dict):
         return ImageConfig()
@@ -173,11 +183,11 @@ def decode_run_config(raw: Any) -> ImageConfig:
         healthcheck=(
             HealthConfig(
                 test=_str_list(health.get("Test"), "Healthcheck.Test") or [],
-                interval=int(health.get("Interval") or 0),
-                timeout=int(health.get("Timeout") or 0),
-                start_period=int(health.get("StartPeriod") or 0),
-                start_interval=int(health.get("StartInterval") or 0),
-                retries=int(health.get("Retries") or 0),
+                interval=_int(health.get("Interval"), "Healthcheck.Interval"),
+                timeout=_int(health.get("Timeout"), "Healthcheck.Timeout"),
+                start_period=_int(health.get("StartPeriod"), "Healthcheck.StartPeriod"),
+                start_interval=_int(health.get("StartInterval"), "Healthcheck.StartInterval"),
+                retries=_int(health.get("Retries"), "Healthcheck.Retries"),
             )
             if isinstance(health, dict)
             else None
@@ -198,6 +208,9 @@ def decode_config(raw: bytes, image_id: str) -> Image:
     if not isinstance(rootfs, dict) or rootfs.get("type", "layers") != "layers":
         raise InvalidParameter("invalid image config: rootfs type must be layers")
     diff_ids = _str_list(rootfs.get("diff_ids"), "rootfs.diff_ids") or []
+    raw_history = doc.get("history") or []
+    if not isinstance(raw_history, list):
+        raise InvalidParameter("invalid image config: history must be a list")
     history = [
         HistoryEntry(
             created=str(h.get("created") or ""),
@@ -206,7 +219,7 @@ def decode_config(raw: bytes, image_id: str) -> Image:
             comment=str(h.get("comment") or ""),
             empty_layer=bool(h.get("empty_layer") or False),
         )
-        for h in doc.get("history") or []
+        for h in raw_history
         if isinstance(h, dict)
     ]
     return Image(
@@ -258,8 +271,17 @@ def _descriptor(raw: Any, allowed: frozenset[str], what: str) -> Descriptor:
     media_type = raw.get("mediaType")
     digest = raw.get("digest")
     size = raw.get("size")
-    if not isinstance(digest, str) or not isinstance(size, int):
+    if (
+        not isinstance(digest, str)
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+    ):
         raise InvalidParameter(f"invalid manifest: {what} needs a digest and a size")
+    try:
+        validate_digest(digest)
+    except InvalidParameter as exc:
+        raise InvalidParameter(f"invalid manifest: {what} digest {digest!r}: {exc}") from None
     if media_type not in allowed:
         raise InvalidParameter(f"invalid manifest: unsupported {what} media type {media_type}")
     return Descriptor(str(media_type), digest, size)

@@ -96,8 +96,13 @@ class Snapshotter:
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
-                # Someone unpacked the same layer meanwhile: theirs is as good as ours.
-                return self.size(chain_id)
+                if self.exists(chain_id):
+                    # Someone unpacked the same layer meanwhile: theirs is as good as ours.
+                    return self.size(chain_id)
+                # A directory without its size file was never a whole snapshot (made by
+                # hand, or by an older layout): ours replaces it.
+                self.remove(chain_id)
+                os.rename(staging, self.dir(chain_id))
             fsync_dir(self.root)
             return size
         finally:
