@@ -100,6 +100,38 @@ def test_familiar_name_never_raises() -> None:
     assert reference.familiar_name("Not A Ref") == "Not A Ref"
 
 
+@pytest.mark.parametrize(
+    ("pattern", "ref", "matches"),
+    [
+        ("busybox", "busybox:latest", True),  # the name alone
+        ("busybox:latest", "busybox:latest", True),
+        ("busybox:1", "busybox:latest", False),
+        ("busy*", "busybox:latest", True),
+        ("*:latest", "busybox:latest", True),
+        ("*", "busybox:latest", True),
+        ("*", "me/img:v1", False),  # `*` does not cross `/`, as Go's path.Match
+        ("*/*", "me/img:v1", True),
+        ("localhost:5000/*", "localhost:5000/bb:v1", True),
+        ("*", "localhost:5000/bb:v1", False),
+        ("docker.io/library/busybox", "busybox:latest", False),  # familiar forms only
+        ("b?sybox", "busybox:latest", True),
+        ("b[a-u]sybox", "busybox:latest", True),
+        ("b[^u]sybox", "busybox:latest", False),
+        ("b[!x]sybox", "busybox:latest", False),  # `!` is a plain character in Go's classes
+        (r"busy\box", "busybox:latest", True),
+        (f"busybox@{DIGEST}", f"busybox@{DIGEST}", True),
+    ],
+)
+def test_familiar_match_is_dockers_reference_filter(pattern: str, ref: str, matches: bool) -> None:
+    assert reference.familiar_match(pattern, parse(ref)) is matches
+
+
+@pytest.mark.parametrize("pattern", ["[", "busy[", "[]", "[-a]", "[a-]", "busy\\"])
+def test_malformed_reference_pattern_is_refused(pattern: str) -> None:
+    with pytest.raises(InvalidParameter, match=r"^syntax error in pattern$"):
+        reference.familiar_match(pattern, parse("busybox"))
+
+
 # -- properties
 
 _alnum = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
@@ -168,3 +200,12 @@ def test_parse_never_fails_with_anything_but_invalid_parameter(text: str) -> Non
         return
     assert isinstance(ref, Reference)
     assert ref.path
+
+
+@given(references())
+def test_a_reference_matches_its_own_familiar_forms(text: str) -> None:
+    ref = parse(text)
+    assert reference.familiar_match(ref.familiar(), ref)
+    assert reference.familiar_match(ref.familiar_name(), ref)
+    # A lone `*` matches exactly the names with no `/` in their familiar form.
+    assert reference.familiar_match("*", ref) is ("/" not in ref.familiar())

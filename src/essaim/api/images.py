@@ -5,8 +5,10 @@ client).
 
 from __future__ import annotations
 
-import fnmatch
+import datetime as _dt
 import json
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,19 +19,32 @@ from essaim.api.router import Router
 from essaim.engine.containers import ContainerService
 from essaim.errors import InvalidParameter, NotFound, NotImplementedYet
 from essaim.image import oci, reference
-from essaim.image.service import ImageService
+from essaim.image.service import ImageListing, ImageService, ListQuery
 from essaim.model.image import Image, rfc3339_to_unix
 
 LIST_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
 GRAPH_DRIVER = "overlay2"
+_GO_DURATION = re.compile(r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_UNIX_TIME = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
 
 
-def list_wire(image: Image, version: tuple[int, int]) -> dict[str, Any]:
+def list_wire(listing: ImageListing, version: tuple[int, int]) -> dict[str, Any]:
+    image = listing.image
     out: dict[str, Any] = {
         "Id": image.id,
         "ParentId": image.parent,
-        "RepoTags": [reference.familiar(t) for t in image.repo_tags],
-        "RepoDigests": [reference.familiar(d) for d in image.repo_digests],
+        "RepoTags": [reference.familiar(t) for t in listing.repo_tags],
+        "RepoDigests": [reference.familiar(d) for d in listing.repo_digests],
         "Created": image.created_unix,
         "Size": image.size,
         "SharedSize": -1,
@@ -98,19 +113,52 @@ def inspect_wire(image: Image, graph: dict[str, str], version: tuple[int, int]) 
     return out
 
 
-def _reference_match(image: Image, patterns: list[str]) -> bool:
-    """Docker's `reference` filter: a shell pattern against the familiar `name` or
-    `name:tag` of any of the image's names."""
-    if not patterns:
-        return True
-    for stored in [*image.repo_tags, *image.repo_digests]:
-        ref = reference.parse(stored)
-        name = ref.familiar_name()
-        candidates = [name, ref.familiar()]
-        for pattern in patterns:
-            if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
-                return True
-    return False
+def filter_bool(filters: Filters, key: str) -> bool | None:
+    """moby's GetBoolOrDefault: None when absent; "true"/"1" or "false"/"0", and
+    anything else (or both at once) is an invalid filter."""
+    if key not in filters:
+        return None
+    values = filters.values(key)
+    is_true = any(v in ("true", "1") for v in values)
+    is_false = any(v in ("false", "0") for v in values)
+    if is_true == is_false:
+        shown = f"={','.join(sorted(values))}" if values else ""
+        raise InvalidParameter(f"invalid filter '{key}{shown}'")
+    return is_true
+
+
+def _go_duration(text: str) -> int:
+    """A Go duration ("90m", "1h30m", "-2s") in nanoseconds; the caller has matched it."""
+    sign = -1 if text.startswith("-") else 1
+    total = sum(
+        float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        for m in _DURATION_PART.finditer(text.lstrip("+-"))
+    )
+    return sign * int(total)
+
+
+def filter_time(value: str, now_nano: int) -> int:
+    """moby's GetTimestamp for `until` filters: a Go duration back from now, a date or
+    RFC 3339 time (local time when no zone is given), or Unix seconds; in ns."""
+    if value != "0" and _GO_DURATION.fullmatch(value):
+        return now_nano - _go_duration(value)
+    unix = _UNIX_TIME.fullmatch(value)
+    if unix is not None:
+        return int(unix.group(1)) * 1_000_000_000 + int((unix.group(2) or "").ljust(9, "0"))
+    text, fraction = value, 0
+    fraction_match = re.search(r"\.(\d{1,9})\d*", value)
+    if fraction_match is not None:
+        fraction = int(fraction_match.group(1).ljust(9, "0"))
+        text = value[: fraction_match.start()] + value[fraction_match.end() :]
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        raise InvalidParameter(
+            f"failed to parse value as time or duration: {json.dumps(value)}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # the daemon's local zone, as Go's ParseInLocation
+    return int(moment.timestamp()) * 1_000_000_000 + fraction
 
 
 class ImagesAPI:
@@ -130,31 +178,20 @@ class ImagesAPI:
     async def list(self, req: Request) -> AnyResponse:
         filters = Filters.parse(req.query.get("filters"))
         filters.validate(LIST_FILTERS)
-        show_all = req.query.get_bool("all")
-        images = await self.images.list(heads_only=not show_all)
-        before = [await self.images.get(ref) for ref in filters.values("before")]
-        since = [await self.images.get(ref) for ref in filters.values("since")]
-        dangling = filters.values("dangling")
-        for value in dangling:
-            if value not in ("true", "false", "1", "0"):
-                raise InvalidParameter(f"Invalid filter 'dangling={value}'")
-        # A name given as a plain argument (`docker images busybox`) also filters.
-        patterns = filters.values("reference")
-        out = []
-        for image in images:
-            is_dangling = not image.repo_tags and not image.repo_digests
-            if dangling and is_dangling != (dangling[-1] in ("true", "1")):
-                continue
-            if not filters.match_labels(image.config.labels):
-                continue
-            if any(image.created >= b.created for b in before):
-                continue
-            if any(image.created <= s.created for s in since):
-                continue
-            if not _reference_match(image, patterns):
-                continue
-            out.append(list_wire(image, req.version))
-        return json_response(out)
+        dangling = filter_bool(filters, "dangling")
+        now = time.time_ns()
+        until = [filter_time(value, now) for value in filters.values("until")]
+        query = ListQuery(
+            show_all=req.query.get_bool("all"),
+            dangling=dangling,
+            references=filters.values("reference"),
+            labels=filters.values("label"),
+            before=filters.values("before"),
+            since=filters.values("since"),
+            until_nano=min(until, default=None),
+        )
+        listings = await self.images.list_filtered(query)
+        return json_response([list_wire(listing, req.version) for listing in listings])
 
     async def inspect(self, req: Request) -> AnyResponse:
         image = await self.images.get(req.params["name"])
@@ -213,7 +250,10 @@ class ImagesAPI:
         repo = req.query.get("repo") or None
         tag = req.query.get("tag") or None
         if repo is not None:
-            reference.repo_tag_reference(repo, tag)  # a bad name fails before the upload
+            # A bad name fails before the upload is read.
+            if reference.parse(repo).digest is not None:
+                raise InvalidParameter("cannot import digest reference")
+            reference.repo_tag_reference(repo, tag)
         changes = req.query.get_all("changes")
         message = req.query.get("message") or ""
         # The whole body is taken before any reply, so a bad archive is a plain error.
@@ -231,10 +271,11 @@ class ImagesAPI:
         try:
             await self.images.get(wanted)
         except NotFound:
-            # No registry client yet, so no repository is reachable: Docker's words for it.
+            # No registry client yet, so no repository is reachable: Docker's words for
+            # what Docker Hub answers about a repository it does not have.
             raise NotFound(
                 f"pull access denied for {ref.familiar_name()}, repository does not exist or "
-                "may require 'docker login'"
+                "may require 'docker login': denied: requested access to the resource is denied"
             ) from None
         raise NotImplementedYet(
             f"pulling from a registry is not supported by this engine yet; {wanted} is "

@@ -50,6 +50,13 @@ class ImageIndex:
         """Every reference naming the image (tags and digests), in a stable order."""
         return [reference.parse(r) for r, i in sorted(self._refs.items()) if i == image_id]
 
+    def references_by_image(self) -> dict[str, list[Reference]]:
+        """`references` of every named image at once (for listings)."""
+        out: dict[str, list[Reference]] = {}
+        for ref, image_id in sorted(self._refs.items()):
+            out.setdefault(image_id, []).append(reference.parse(ref))
+        return out
+
     def children(self, image_id: str) -> list[str]:
         return [i.id for i in self._images.values() if i.parent == image_id]
 

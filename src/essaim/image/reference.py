@@ -204,3 +204,80 @@ def familiar_name(ref: str) -> str:
         return parse(ref).familiar_name()
     except InvalidParameter:
         return ref
+
+
+class BadPattern(InvalidParameter):
+    """A `reference` filter that is not a valid shell pattern (Go's path.ErrBadPattern)."""
+
+    def __init__(self) -> None:
+        super().__init__("syntax error in pattern")
+
+
+def _pattern_char(pattern: str, i: int) -> tuple[str, int]:
+    """One (maybe escaped) character of a bracket expression, and the index after it."""
+    if i >= len(pattern) or pattern[i] in "-]":
+        raise BadPattern()
+    if pattern[i] == "\\":
+        i += 1
+        if i >= len(pattern):
+            raise BadPattern()
+    return pattern[i], i + 1
+
+
+def _bracket(pattern: str, i: int) -> tuple[str, int]:
+    """The regex for the bracket expression starting after `[` at `i`; Go negates with
+    `^` and, unlike `*` and `?`, lets a class match `/`."""
+    negated = i < len(pattern) and pattern[i] == "^"
+    if negated:
+        i += 1
+    ranges: list[tuple[str, str]] = []
+    while True:
+        if i < len(pattern) and pattern[i] == "]" and ranges:
+            i += 1
+            break
+        lo, i = _pattern_char(pattern, i)
+        hi = lo
+        if i < len(pattern) and pattern[i] == "-":
+            hi, i = _pattern_char(pattern, i + 1)
+        ranges.append((lo, hi))
+    body = "".join(
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}"
+        for lo, hi in ranges
+        if lo <= hi  # an inverted range matches nothing, as in Go
+    )
+    if not body:
+        return ("(?s:.)" if negated else "(?!)"), i
+    return f"[{'^' if negated else ''}{body}]", i
+
+
+@lru_cache(maxsize=256)
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Go's path.Match syntax as a regex: `*` and `?` never match `/`."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            regex, i = _bracket(pattern, i)
+            out.append(regex)
+        elif ch == "\\":
+            if i >= len(pattern):
+                raise BadPattern()
+            out.append(re.escape(pattern[i]))
+            i += 1
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def familiar_match(pattern: str, ref: Reference) -> bool:
+    """Docker's FamiliarMatch, the `reference` filter of `docker images`: `pattern`
+    (path.Match syntax) against the familiar `name:tag` (or `name@digest`), then
+    against the familiar name alone. Raises BadPattern for a malformed pattern."""
+    regex = _compile_pattern(pattern)
+    return bool(regex.fullmatch(ref.familiar()) or regex.fullmatch(ref.familiar_name()))

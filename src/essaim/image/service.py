@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import datetime as _dt
 import os
+import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +45,35 @@ R = TypeVar("R")
 ContainerUsers = Callable[[str], Iterable[tuple[str, bool]]]
 
 
+_RFC3339 = re.compile(
+    r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d{1,9})\d*)?([Zz]|[+-]\d\d:\d\d)"
+)
+
+
 def now_rfc3339() -> str:
-    """UTC now with nanoseconds, the way Docker writes `created`."""
+    """UTC now with nanoseconds, the way Go's RFC3339Nano writes `created` (trailing
+    zeros of the fraction dropped)."""
     ns = time.time_ns()
     seconds, fraction = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        text += f".{fraction:09d}".rstrip("0")
+    return text + "Z"
+
+
+def rfc3339_nano(value: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC 3339 time with up to 9 fraction digits
+    (which `datetime` alone cannot read); None for an empty or unreadable value."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        return None
+    zone = "+00:00" if m.group(3) in ("Z", "z") else m.group(3)
+    try:
+        moment = _dt.datetime.fromisoformat(m.group(1).replace(" ", "T") + zone)
+    except ValueError:
+        return None
+    fraction = int((m.group(2) or "").ljust(9, "0"))
+    return int(moment.timestamp()) * 1_000_000_000 + fraction
 
 
 def short_id(value: str) -> str:
@@ -65,6 +91,38 @@ class HistoryRow:
     tags: list[str]  # familiar names
     size: int
     comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """The filters of `docker images`, already decoded from the wire."""
+
+    show_all: bool = False
+    dangling: bool | None = None  # None: not filtered on
+    references: Sequence[str] = ()  # path.Match patterns on familiar names
+    labels: Sequence[str] = ()  # "key" or "key=value", all must hold
+    before: Sequence[str] = ()  # image references: created strictly before all of them
+    since: Sequence[str] = ()  # image references: created strictly after all of them
+    until_nano: int | None = None  # created strictly before this time
+
+
+@dataclass(frozen=True, slots=True)
+class ImageListing:
+    """One image of `docker images`, with the names the reference filter kept
+    (normalised)."""
+
+    image: Image
+    repo_tags: builtins.list[str]
+    repo_digests: builtins.list[str]
+
+
+def _labels_match(labels: Mapping[str, str], wanted: Sequence[str]) -> bool:
+    """Docker's MatchKVList: every `key` present, every `key=value` equal."""
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
 
 
 @dataclass(slots=True)
@@ -124,6 +182,14 @@ class ImageService:
             self._index.load(images, refs)
             self._loaded = True
 
+    def _publish(self, action: str, image_id: str, name: str) -> None:
+        """An image event the way moby logs it: the image's labels (while it still
+        exists) plus `name`, the reference concerned or the id itself."""
+        image = self._index.get(image_id)
+        attributes = dict(image.config.labels) if image is not None else {}
+        attributes["name"] = name
+        self._events.publish("image", action, image_id, attributes)
+
     # -- lookups
 
     async def get(self, ref: str) -> Image:
@@ -163,15 +229,59 @@ class ImageService:
             return found
         raise NotFound(f"No such image: {named.familiar()}")
 
-    async def list(self, *, heads_only: bool = False) -> builtins.list[Image]:
-        """Every image; `heads_only` leaves out those other images are built on, which
-        is what `docker images` shows without `-a`."""
+    async def list(self) -> builtins.list[Image]:
+        """Every image, newest first."""
         await self.load()
+        return sorted(self._index.all(), key=_newest_first)
+
+    async def list_filtered(self, query: ListQuery) -> builtins.list[ImageListing]:
+        """`docker images`, with moby's rules: without `show_all`, an unnamed image that
+        others are built on is left out (a named one stays); `dangling` means no tag
+        (digests allowed) and no child; a reference filter also trims the names shown,
+        and leaves out the images it leaves nameless. Newest first."""
+        await self.load()
+        before = [await self.get(ref) for ref in query.before]
+        since = [await self.get(ref) for ref in query.since]
+        # Several values narrow the range: the oldest `before`, the newest `since`.
+        limits = [rfc3339_nano(i.created) for i in before]
+        if query.until_nano is not None:
+            limits.append(query.until_nano)
+        before_nano = min((n for n in limits if n is not None), default=None)
+        since_nano = max(
+            (n for n in (rfc3339_nano(i.created) for i in since) if n is not None), default=None
+        )
         images = self._index.all()
-        if heads_only:
-            parents = {image.parent for image in images if image.parent}
-            images = [image for image in images if image.id not in parents]
-        return sorted(images, key=lambda image: (image.created, image.id), reverse=True)
+        parents = {image.parent for image in images if image.parent}
+        names = self._index.references_by_image()
+        out: builtins.list[ImageListing] = []
+        for image in images:
+            if query.dangling and image.id in parents:
+                continue
+            created = rfc3339_nano(image.created)
+            if before_nano is not None and (created is None or created >= before_nano):
+                continue
+            if since_nano is not None and (created is None or created <= since_nano):
+                continue
+            if query.labels and not _labels_match(image.config.labels, query.labels):
+                continue
+            tags: builtins.list[str] = []
+            digests: builtins.list[str] = []
+            for ref in names.get(image.id, []):
+                if query.references and not any(
+                    reference.familiar_match(pattern, ref) for pattern in query.references
+                ):
+                    continue
+                (tags if ref.digest is None else digests).append(ref.normalized())
+            if not tags and not digests:
+                if not query.show_all and image.id in parents:
+                    continue  # an intermediate image: only `-a` shows it
+                if query.dangling is False or query.references:
+                    continue
+            elif query.dangling and tags:
+                continue
+            out.append(ImageListing(image, tags, digests))
+        out.sort(key=lambda listing: _newest_first(listing.image))
+        return out
 
     async def children(self, image_id: str) -> builtins.list[str]:
         await self.load()
@@ -253,7 +363,7 @@ class ImageService:
         for name in names:
             self._index.set_ref(name, image_id, tag_time)
         for ref in refs:
-            self._events.publish("image", "tag", image_id, {"name": ref.familiar()})
+            self._publish("tag", image_id, ref.familiar())
 
     @staticmethod
     def _renamed(
@@ -322,7 +432,7 @@ class ImageService:
             named = reference.parse(ref).with_default_tag()
             await self._drop_refs(image_id, [named])
             records.append({"Untagged": named.familiar()})
-            self._events.publish("image", "untag", image_id, {"name": image_id})
+            self._publish("untag", image_id, image_id)
             refs = self._index.references(image_id)
             if named.digest is None and not any(
                 r.digest is None and r.name == named.name for r in refs
@@ -349,7 +459,7 @@ class ImageService:
                 await self._drop_refs(image_id, refs)
                 for r in refs:
                     records.append({"Untagged": r.familiar()})
-                    self._events.publish("image", "untag", image_id, {"name": image_id})
+                    self._publish("untag", image_id, image_id)
         await self._delete(image_id, records, force, prune, quiet, in_use_by)
         return records
 
@@ -402,9 +512,11 @@ class ImageService:
             txn.delete(IMAGES, image_id)
 
         await self._store.transact(body)
+        for _ in refs:
+            self._publish("untag", image_id, image_id)
         chains = self._index.chain_ids(image)
         self._index.remove(image_id)
-        self._events.publish("image", "delete", image_id, {"name": image_id})
+        self._publish("delete", image_id, image_id)
         records.append({"Deleted": image_id})
         # Containers keep their snapshots even when a forced delete takes the image.
         keep_snapshots = bool(list(in_use_by(image_id)))
@@ -567,7 +679,7 @@ class ImageService:
                 await self._set_refs(image.id, tags)
             stored = self._index.get(image.id)
         if event is not None:
-            self._events.publish("image", event, image.id, {"name": image.id})
+            self._publish(event, image.id, image.id)
         assert stored is not None
         return stored
 
@@ -634,6 +746,10 @@ class ImageService:
         await self.run_blocking(unmount_overlay, container_dir)
 
 
+def _newest_first(image: Image) -> tuple[int, str]:
+    return (-(rfc3339_nano(image.created) or 0), image.id)
+
+
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -644,7 +760,8 @@ def _is_id_prefix(image_id: str, ref: str) -> bool:
 
 
 def _is_single_reference(refs: list[Reference]) -> bool:
-    """All references in one repository, and at most one of them a tag."""
+    """At least one reference, all in one repository, and at most one of them a tag
+    (moby's isSingleReference)."""
     names = {r.name for r in refs}
     tags = [r for r in refs if r.digest is None]
-    return len(names) <= 1 and len(tags) <= 1
+    return len(names) == 1 and len(tags) <= 1
