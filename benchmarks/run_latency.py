@@ -104,8 +104,17 @@ def main() -> None:
             ):
                 print(f"{peer:<32} not installed here")
                 continue
-            samples = timed(lambda a=argv: run([*a, "run", "--rm", "--network", "none",
-                                                "busybox", "true"]), args.runs)  # fmt: skip
+            peer_run = [
+                *argv,
+                "run",
+                "--rm",
+                "--pull=never",
+                "--network",
+                "none",
+                "busybox",
+                "true",
+            ]
+            samples = timed(lambda a=peer_run: run(a), args.runs)  # type: ignore[misc]
             report(f"{peer}: run --rm", samples, base)
         print(f"essaim / raw runc = {statistics.median(essaim) / base:.2f} (target <= 3.00)")
     finally:

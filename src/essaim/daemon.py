@@ -19,9 +19,10 @@ from pathlib import Path
 
 from essaim.api.app import EngineApplication
 from essaim.api.containers import ContainersAPI
+from essaim.api.events import EventsAPI
 from essaim.api.images import ImagesAPI
 from essaim.api.router import Router
-from essaim.api.server import Server
+from essaim.api.server import Server, SocketInUse
 from essaim.api.system import DaemonFacts, SystemAPI
 from essaim.engine.containers import ContainerService
 from essaim.image.service import ImageService
@@ -128,6 +129,35 @@ def _daemon_id(data_root: Path) -> str:
         return value
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_pidfile(path: Path) -> None:
+    """As dockerd: refuse a pidfile naming another live process, replace a stale one."""
+    try:
+        old = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        old = 0
+    if old > 0 and old != os.getpid() and _pid_alive(old):
+        raise SystemExit(f"essaimd: pid file found, ensure essaimd is not running or delete {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+
+
+def _remove_pidfile(path: Path) -> None:
+    """Only our own: a pidfile another daemon has since written stays."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        if int(path.read_text().split()[0]) == os.getpid():
+            path.unlink()
+
+
 class Daemon:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
@@ -149,63 +179,65 @@ class Daemon:
 
     async def _run_locked(self) -> None:
         config = self.config
-        if config.pidfile:
-            config.pidfile.parent.mkdir(parents=True, exist_ok=True)
-            config.pidfile.write_text(f"{os.getpid()}\n")
         loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="essaim-io")
-        loop.set_default_executor(executor)
-        store = SqliteStore(config.data_root / "state.db")
-        events = EventBus()
-        images = ImageService(config.data_root, store, events, executor)
-        await images.load()
-        runtime = ConmonRuntime(
-            runtime=config.default_runtime,
-            runtime_root=config.exec_root / "runtime",
-            socket_dir=config.exec_root / "s",
-        )
-        containers = ContainerService(
-            data_root=config.data_root,
-            store=store,
-            events=events,
-            images=images,
-            runtime=runtime,
-            cgroup_parent=config.cgroup_parent,
-        )
-        await containers.load()
-        facts = DaemonFacts(
-            daemon_id=_daemon_id(config.data_root),
-            data_root=config.data_root,
-            exec_root=config.exec_root,
-            default_runtime=runtime.runtime_name,
-            runtimes={runtime.runtime_name: runtime.runtime_path},
-            debug=config.log_level == "debug",
-        )
-        router = Router()
-        SystemAPI(facts, containers, images, events).register(router)
-        ContainersAPI(containers).register(router)
-        ImagesAPI(images, containers).register(router)
-        server = Server(EngineApplication(router))
-        try:
+        # From here on SIGTERM means a clean stop, even while still starting up.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        # Undone in reverse: server, containers' monitors, store, executor, pidfile.
+        async with contextlib.AsyncExitStack() as stack:
+            if config.pidfile:
+                _write_pidfile(config.pidfile)
+                stack.callback(_remove_pidfile, config.pidfile)
+            executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="essaim-io")
+            stack.callback(executor.shutdown, wait=False)
+            loop.set_default_executor(executor)
+            store = SqliteStore(config.data_root / "state.db")
+            stack.push_async_callback(store.close)
+            events = EventBus()
+            images = ImageService(config.data_root, store, events, executor)
+            await images.load()
+            runtime = ConmonRuntime(
+                runtime=config.default_runtime,
+                runtime_root=config.exec_root / "runtime",
+                socket_dir=config.exec_root / "s",
+            )
+            containers = ContainerService(
+                data_root=config.data_root,
+                store=store,
+                events=events,
+                images=images,
+                runtime=runtime,
+                cgroup_parent=config.cgroup_parent,
+            )
+            stack.push_async_callback(containers.close)
+            await containers.load()
+            facts = DaemonFacts(
+                daemon_id=_daemon_id(config.data_root),
+                data_root=config.data_root,
+                exec_root=config.exec_root,
+                default_runtime=runtime.runtime_name,
+                runtimes={runtime.runtime_name: runtime.runtime_path},
+                debug=config.log_level == "debug",
+            )
+            router = Router()
+            SystemAPI(facts, containers, images).register(router)
+            EventsAPI(events).register(router)
+            ContainersAPI(containers).register(router)
+            ImagesAPI(images, containers).register(router)
+            server = Server(EngineApplication(router))
+            stack.push_async_callback(server.close)
             for host in config.hosts:
                 await self._listen(server, host)
             log.info("essaimd listening on %s", ", ".join(config.hosts))
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self.stopping.set)
             await self.stopping.wait()
             log.info("shutting down")
-        finally:
-            await server.close()
-            await containers.close()
-            await store.close()
-            executor.shutdown(wait=False)
-            if config.pidfile:
-                with contextlib.suppress(OSError):
-                    config.pidfile.unlink()
 
     async def _listen(self, server: Server, host: str) -> None:
         if host.startswith("unix://"):
-            await server.listen_unix(Path(host.removeprefix("unix://")))
+            try:
+                await server.listen_unix(Path(host.removeprefix("unix://")))
+            except SocketInUse as exc:
+                raise SystemExit(f"essaimd: {exc}") from None
             return
         if host.startswith("tcp://"):
             address = host.removeprefix("tcp://")

@@ -127,6 +127,7 @@ class EssaimDaemon:
                 os.kill(int(conmon_pid.read_text().strip()), signal.SIGKILL)
         for rootfs in self.data_root.glob("containers/*/rootfs"):
             subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, check=False)
+        self._kill_cgroup_processes()
         for hierarchy in Path("/sys/fs/cgroup").iterdir():
             parent = hierarchy / self.cgroup_parent
             if parent.is_dir():
@@ -136,4 +137,21 @@ class EssaimDaemon:
                             child.rmdir()
                 with contextlib.suppress(OSError):
                     parent.rmdir()
+
+    def _kill_cgroup_processes(self) -> None:
+        """Containers left running on purpose (a test stopped the daemon) or orphaned by
+        a killed conmon: every process in this daemon's own cgroup subtree, by pid."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            pids = {
+                int(line)
+                for procs in Path("/sys/fs/cgroup").glob(f"*/{self.cgroup_parent}/**/cgroup.procs")
+                for line in procs.read_text().split()
+            }
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -9,7 +9,7 @@ import platform
 from collections.abc import AsyncIterator, Callable
 
 from essaim import API_VERSION, __version__
-from essaim.api.request import Request
+from essaim.api.request import ClientGone, Request
 from essaim.api.responses import AnyResponse, empty, json_response
 from essaim.api.router import Router, split_version
 from essaim.api.server import Application, parse_target
@@ -44,6 +44,8 @@ class EngineApplication(Application):
             handler, params = self.router.resolve(method, path)
             request = Request(method, path, version, query, headers, body, params)
             return await handler(request)
+        except ClientGone:
+            raise  # nobody to answer
         except NotModified:
             return empty(304)
         except EssaimError as exc:

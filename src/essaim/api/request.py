@@ -12,6 +12,11 @@ from urllib.parse import parse_qs
 
 from essaim.errors import InvalidParameter
 
+
+class ClientGone(Exception):
+    """The client hung up (or broke the framing) while we read from or wrote to it."""
+
+
 _FALSE_WORDS = frozenset({"", "0", "no", "false", "none"})
 
 

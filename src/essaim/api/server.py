@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import logging
 import os
 import ssl
@@ -18,16 +19,13 @@ from urllib.parse import unquote
 import h11
 
 from essaim.api.hijack import HijackedStream
-from essaim.api.request import QueryParams
+from essaim.api.request import ClientGone, QueryParams
 from essaim.api.responses import AnyResponse, HijackResponse, Response, StreamResponse
+from essaim.errors import InvalidParameter
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
-
-
-class _ClientGone(Exception):
-    pass
 
 
 class _Connection:
@@ -43,6 +41,8 @@ class _Connection:
         self.writer = writer
         self.app = app
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=256 * 1024)
+        # Whether the current request's body was asked for with `100 Continue`.
+        self._continued = False
 
     async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
         while True:
@@ -63,17 +63,27 @@ class _Connection:
         try:
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
-            raise _ClientGone from exc
+            raise ClientGone from exc
 
     async def _body_chunks(self) -> AsyncIterator[bytes]:
+        if self.h11.they_are_waiting_for_100_continue:
+            # curl and other clients hold a body back until asked (Go's server asks
+            # when the handler first reads it, as here).
+            self._continued = True
+            await self._send(
+                h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+            )
         while True:
-            event = await self._next_event()
+            try:
+                event = await self._next_event()
+            except h11.RemoteProtocolError as exc:
+                raise InvalidParameter(f"malformed request body: {exc}") from None
             if isinstance(event, h11.Data):
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 return
             else:
-                raise _ClientGone
+                raise ClientGone
 
     async def serve(self) -> None:
         try:
@@ -83,10 +93,15 @@ class _Connection:
                     return
                 if not isinstance(event, h11.Request):
                     return
+                expects_continue = self.h11.they_are_waiting_for_100_continue
+                self._continued = False
                 hijacked = await self._serve_one(event)
                 if hijacked:
                     return
                 if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
+                    return
+                if expects_continue and not self._continued:
+                    # The client may never send a body it was not asked for.
                     return
                 # Drain what the handler did not read of the body, then reuse the connection.
                 while self.h11.their_state is h11.SEND_BODY:
@@ -95,13 +110,30 @@ class _Connection:
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
                     return
                 self.h11.start_next_cycle()
-        except (_ClientGone, h11.RemoteProtocolError, ConnectionError):
+        except h11.RemoteProtocolError as exc:
+            await self._refuse(exc)
+        except (ClientGone, ConnectionError):
             return
         finally:
             if not self.writer.is_closing():
                 self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+
+    async def _refuse(self, exc: h11.RemoteProtocolError) -> None:
+        """A request h11 cannot parse gets Go's plain-text 400, then the connection closes."""
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status = exc.error_status_hint
+        body = f"{status} {_reason(status)}".encode()
+        log.debug("malformed request: %s", exc)
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+        with contextlib.suppress(h11.LocalProtocolError, ClientGone):
+            await self._send(_head(status, headers), h11.Data(data=body))
 
     async def _serve_one(self, event: h11.Request) -> bool:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
@@ -124,9 +156,17 @@ class _Connection:
             if response.status not in (204, 304):
                 hdrs.append(("Content-Length", str(len(body))))
             h11_body = b"" if method == "HEAD" else body
-            await self._send(h11.Response(status_code=response.status, headers=hdrs))
+            await self._send(_head(response.status, hdrs))
             if h11_body:
                 await self._send(h11.Data(data=h11_body))
+            await self._send(h11.EndOfMessage())
+            return False
+        if method == "HEAD":
+            # Headers only; the producer never runs.
+            with contextlib.suppress(Exception):
+                await response.chunks.aclose()  # type: ignore[attr-defined]
+            hdrs = [*base, *response.headers, ("Content-Type", response.content_type)]
+            await self._send(_head(response.status, hdrs))
             await self._send(h11.EndOfMessage())
             return False
         await self._stream(response, base)
@@ -135,7 +175,7 @@ class _Connection:
     async def _stream(self, response: StreamResponse, base: list[tuple[str, str]]) -> None:
         hdrs = [*base, *response.headers, ("Content-Type", response.content_type)]
         # No Content-Length: h11 frames the body with chunked encoding for HTTP/1.1.
-        await self._send(h11.Response(status_code=response.status, headers=hdrs))
+        await self._send(_head(response.status, hdrs))
         producer = asyncio.ensure_future(self._pump(response.chunks))
         # Watch for a hang-up only once the request body is read: until then the body
         # belongs to the producer (an import streams its upload while reporting).
@@ -153,8 +193,14 @@ class _Connection:
                     await task
             with contextlib.suppress(Exception):
                 await response.chunks.aclose()  # type: ignore[attr-defined]
-        if producer.cancelled() or producer.exception() is not None:
-            raise _ClientGone
+        if producer.cancelled():
+            raise ClientGone
+        failure = producer.exception()
+        if failure is not None:
+            if not isinstance(failure, ClientGone):
+                # Headers are out: all a client can be told is that the body ends early.
+                log.error("stream failed", exc_info=failure)
+            raise ClientGone
         await self._send(h11.EndOfMessage())
 
     async def _pump(self, chunks: AsyncIterator[bytes]) -> None:
@@ -189,13 +235,13 @@ class _Connection:
                 reason=b"UPGRADED",
             )
             self.writer.write(self.h11.send(head) or b"")
-            buffered = bytes(self.h11.trailing_data[0])
         else:
             # Old clients hijack without asking to upgrade: moby answers 200 and hijacks.
             self.writer.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: " + response.content_type.encode() + b"\r\n\r\n"
             )
-            buffered = b""
+        # Bytes the client sent right behind its request (stdin) were read with it.
+        buffered = bytes(self.h11.trailing_data[0])
         try:
             # The header goes out in its own write, before any stream byte (docker-py reads
             # the socket from under http.client, which would swallow bytes sent with it).
@@ -209,6 +255,18 @@ class _Connection:
             log.exception("hijacked session failed")
         finally:
             await stream.close()
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    """A response head with the standard reason phrase (Go clients print it in errors)."""
+    return h11.Response(status_code=status, headers=headers, reason=_reason(status).encode())
 
 
 class Application:
@@ -239,23 +297,34 @@ class Server:
         self.app = app
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
+        # Unix socket files we created, with their inode: removed at close if still ours.
+        self._socket_files: list[tuple[Path, int]] = []
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        # The connection runs in a task of ours, which close() cancels: the task asyncio
+        # runs this callback in reports an error if it ends cancelled.
+        task = asyncio.ensure_future(_Connection(reader, writer, self.app).serve())
         self._connections.add(task)
         try:
-            await _Connection(reader, writer, self.app).serve()
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled ourselves, not just the connection
         finally:
             self._connections.discard(task)
 
     async def listen_unix(self, path: Path, mode: int = 0o660) -> None:
+        """Listen on `path`; a stale socket file is replaced, a live one is refused."""
         os.makedirs(path.parent, exist_ok=True)
+        if await _answers(path):
+            raise SocketInUse(f"{path} is in use by another daemon")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         server = await asyncio.start_unix_server(self._on_client, path=str(path), limit=READ_SIZE)
         os.chmod(path, mode)
         self._servers.append(server)
+        self._socket_files.append((path, os.stat(path).st_ino))
 
     async def listen_tcp(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         server = await asyncio.start_server(
@@ -274,3 +343,25 @@ class Server:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
+        for path, inode in self._socket_files:
+            # Not if another daemon has since put its own socket there.
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+        self._socket_files.clear()
+
+
+class SocketInUse(Exception):
+    pass
+
+
+async def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket at `path`."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), 2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

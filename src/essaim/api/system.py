@@ -1,4 +1,4 @@
-"""System endpoints: `/_ping`, `/version`, `/info`, `/events`.
+"""System endpoints: `/_ping`, `/version`, `/info` (`/events` is in api.events).
 
 `/_ping` and `/version` are called by every client process, so they stay cheap.
 """
@@ -6,24 +6,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from essaim import API_VERSION, MIN_API_VERSION, __version__
-from essaim.api.filters import Filters
 from essaim.api.request import Request
-from essaim.api.responses import AnyResponse, Response, StreamResponse, json_response
+from essaim.api.responses import AnyResponse, Response, json_response
 from essaim.api.router import Router
 from essaim.engine.containers import ContainerService
 from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.system import go_arch, host_info, tool_version
 from essaim.image.service import ImageService
 from essaim.model.container import PAUSED, RUNNING
-from essaim.store.events import Event, EventBus
 
 PING_HEADERS = [
     ("Builder-Version", "1"),
@@ -53,18 +48,15 @@ class SystemAPI:
         facts: DaemonFacts,
         containers: ContainerService,
         images: ImageService,
-        events: EventBus,
     ) -> None:
         self.facts = facts
         self.containers = containers
         self.images = images
-        self.events = events
 
     def register(self, router: Router) -> None:
         router.get("/_ping", self.ping)
         router.get("/version", self.version)
         router.get("/info", self.info)
-        router.get("/events", self.stream_events)
 
     async def ping(self, req: Request) -> AnyResponse:
         body = b"" if req.method == "HEAD" else b"OK"
@@ -171,93 +163,9 @@ class SystemAPI:
             }
         )  # fmt: skip
 
-    async def stream_events(self, req: Request) -> AnyResponse:
-        filters = Filters.parse(req.query.get("filters"))
-        since = _event_time(req.query.get("since"))
-        until = _event_time(req.query.get("until"))
-        now = time.time_ns()
-        subscription = self.events.subscribe(since)
-
-        async def produce() -> AsyncIterator[bytes]:
-            import json
-
-            try:
-                if until is not None:
-                    deadline = asyncio.get_running_loop().time() + max(0, until - now) / 1e9
-                while True:
-                    if until is None:
-                        event = await anext(subscription)
-                    else:
-                        remaining = deadline - asyncio.get_running_loop().time()
-                        if remaining <= 0:
-                            return
-                        try:
-                            event = await asyncio.wait_for(anext(subscription), remaining)
-                        except TimeoutError:
-                            return
-                    if until is not None and event.time_nano > until:
-                        return
-                    if _event_matches(event, filters):
-                        yield json.dumps(event_wire(event), separators=(",", ":")).encode() + b"\n"
-            finally:
-                await subscription.aclose()  # type: ignore[attr-defined]
-
-        return StreamResponse(produce())
-
 
 def _count_fds() -> int:
     try:
         return len(list(Path("/proc/self/fd").iterdir()))
     except OSError:
         return 0
-
-
-def _event_time(value: str | None) -> int | None:
-    """`since`/`until`: unix seconds with an optional fraction, as the CLI sends."""
-    if not value:
-        return None
-    try:
-        seconds, _, frac = value.partition(".")
-        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
-    except ValueError:
-        return None
-
-
-def _event_matches(event: Event, filters: Filters) -> bool:
-    if not filters.match_one("type", event.type):
-        return False
-    if not filters.match_one("event", event.action) and not filters.match_one(
-        "action", event.action
-    ):
-        return False
-    name = event.attributes.get("name", "")
-    if "container" in filters:
-        wanted = filters.values("container")
-        if event.type != "container":
-            return False
-        if name not in wanted and not any(event.actor_id.startswith(v) for v in wanted):
-            return False
-    if "image" in filters and not (
-        filters.match_one("image", event.attributes.get("image", ""))
-        or filters.match_one("image", event.actor_id)
-    ):
-        return False
-    return filters.match_labels(event.attributes)
-
-
-def event_wire(event: Event) -> dict[str, Any]:
-    seconds = event.time_nano // 1_000_000_000
-    wire: dict[str, Any] = {
-        "Type": event.type,
-        "Action": event.action,
-        "Actor": {"ID": event.actor_id, "Attributes": event.attributes},
-        "scope": event.scope,
-        "time": seconds,
-        "timeNano": event.time_nano,
-    }
-    if event.type == "container":
-        # The legacy fields older clients (and `docker events` formatting) still read.
-        wire.update(
-            status=event.action, id=event.actor_id, **{"from": event.attributes.get("image", "")}
-        )
-    return wire

@@ -409,13 +409,15 @@ class ContainerService:
             state.conmon_pid = 0
             state.finished_at = now_rfc3339()
             state.oom_killed = (self.files(cid).bundle / "oom").exists()
+            # This exit answers the waits registered before it; a `next-exit` wait that
+            # arrives while the record is saved already sees it stopped: it is for the next run.
+            waiters = self._waiters_for(cid)
+            answered, waiters.next_exit = waiters.next_exit, []
             await self._save(container)
             self._event(container, "die", exitCode=str(exit_code))
-            waiters = self._waiters_for(cid)
-            for future in waiters.next_exit:
+            for future in answered:
                 if not future.done():
                     future.set_result((exit_code, ""))
-            waiters.next_exit.clear()
             await self._release(container)
             if container.host_config.auto_remove:
                 await self._remove_locked(container)
@@ -535,7 +537,7 @@ class ContainerService:
         if condition == "":
             condition = "not-running"
         if condition not in WAIT_CONDITIONS:
-            raise InvalidParameter(f"invalid condition: {condition!r}")
+            raise InvalidParameter(f"invalid condition: {json.dumps(condition)}")  # Go's %q
         container = self.get(ref)
         loop = asyncio.get_running_loop()
         if condition == "removed":
