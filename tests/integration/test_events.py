@@ -5,10 +5,11 @@ Docker's text format, filters, `--format`, a live stream, and the SDK's decoder.
 from __future__ import annotations
 
 import json
+import queue
 import re
 import secrets
-import select
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,38 +224,61 @@ def test_sdk_events_between_since_and_until(daemon: EssaimDaemon, scene: Scene) 
     assert messages[2]["Actor"]["Attributes"]["exitCode"] == "3"
 
 
+class EventsProcess:
+    """`docker events` left running; a thread reads its lines as they come, so lines
+    that arrive together are not hidden in a buffer while we wait on the pipe."""
+
+    def __init__(self, daemon: EssaimDaemon, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            ["docker", "events", *args], env=daemon.env(), text=True, bufsize=1,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def read_line(self, timeout: float = 15) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no event line in time") from None
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self) -> tuple[str, str]:
+        self.proc.terminate()
+        return self.proc.communicate(timeout=10)
+
+
 def docker_events(daemon: EssaimDaemon, *args: str) -> subprocess.Popen[str]:
-    """`docker events` left running, its output read line by line."""
+    """`docker events` left running, read whole when it ends."""
     return subprocess.Popen(
-        ["docker", "events", *args], env=daemon.env(), text=True, bufsize=1,
+        ["docker", "events", *args], env=daemon.env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-
-
-def _read_line(proc: subprocess.Popen[str], timeout: float = 15) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "no event line in time"
-    return proc.stdout.readline()
 
 
 def test_follow_receives_new_events_live(daemon: EssaimDaemon) -> None:
     name = f"ev-live-{secrets.token_hex(3)}"
     # --since now: the events of this test are delivered even if the CLI subscribes late.
-    proc = docker_events(
+    proc = EventsProcess(
         daemon, "--since", stamp(time.time_ns()), "--filter", f"container={name}",
         "--format", "{{.Action}} {{.Actor.Attributes.name}}",
     )  # fmt: skip
     try:
         ok(daemon.docker("create", "--name", name, "busybox", "true"))
-        assert _read_line(proc) == f"create {name}\n"
+        assert proc.read_line() == f"create {name}\n"
         assert proc.poll() is None, "the stream stays open"
         ok(daemon.docker("start", name))
-        assert _read_line(proc) == f"start {name}\n"
-        assert _read_line(proc) == f"die {name}\n"
+        assert proc.read_line() == f"start {name}\n"
+        assert proc.read_line() == f"die {name}\n"
     finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
+        proc.stop()
         daemon.docker("rm", "-f", name)
 
 

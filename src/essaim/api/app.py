@@ -38,6 +38,7 @@ class EngineApplication(Application):
         headers: dict[str, str],
         body: Callable[[], AsyncIterator[bytes]],
     ) -> AnyResponse:
+        log.debug("Calling %s %s", method, target)  # dockerd's debug line, for timelines
         try:
             raw_path, query = parse_target(target)
             version, path = split_version(raw_path)

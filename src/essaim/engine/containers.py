@@ -10,6 +10,8 @@ import builtins
 import contextlib
 import json
 import logging
+import os
+import re
 import shutil
 import signal as signals
 import time
@@ -121,6 +123,8 @@ class ContainerService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, _Waiters] = {}
         self._pending_attach: dict[str, list[AttachSession]] = {}
+        # Containers whose last run's runtime state and rootfs mount are already freed.
+        self._released: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- bookkeeping -------------------------------------------------------------
@@ -154,8 +158,21 @@ class ContainerService:
         for container in await self.records.list():
             self._containers[container.id] = container
             self._names[container.name] = container.id
+        await self._collect_orphans()
         for container in list(self._containers.values()):
             await self._readopt(container)
+
+    async def _collect_orphans(self) -> None:
+        """Container directories without a record: a removal cut short by a crash."""
+        loop = asyncio.get_running_loop()
+        names = await loop.run_in_executor(None, _dir_names, self.root)
+        for cid in names:
+            if cid in self._containers or not _CONTAINER_ID.fullmatch(cid):
+                continue
+            log.info("removing what is left of container %s", cid[:12])
+            self.runtime.forget_sockets(cid)
+            await asyncio.gather(self.runtime.delete(cid), self._unmount_rootfs(cid))
+            await loop.run_in_executor(None, shutil.rmtree, self.root / cid, True)
 
     async def _readopt(self, container: Container) -> None:
         state = container.state
@@ -305,6 +322,7 @@ class ContainerService:
         cid = container.id
         files = self.files(cid)
         tty, stdin = container.config.tty, container.config.open_stdin
+        self._released.discard(cid)
         try:
             image = await self.images.get(container.image_id)
             rootfs = await self.images.mount_rootfs(image, files.bundle)
@@ -403,7 +421,9 @@ class ContainerService:
             return
         async with self._lock(cid):
             state = container.state
-            state.status = EXITED
+            # An auto-removed container goes straight to removal: one record write, and
+            # a crash before the end finds it REMOVING and finishes the job at start-up.
+            state.status = REMOVING if container.host_config.auto_remove else EXITED
             state.exit_code = exit_code
             state.pid = 0
             state.conmon_pid = 0
@@ -418,18 +438,26 @@ class ContainerService:
             for future in answered:
                 if not future.done():
                     future.set_result((exit_code, ""))
-            await self._release(container)
             if container.host_config.auto_remove:
-                await self._remove_locked(container)
-            elif self._should_restart(container):
+                await self._finish_remove(container)
+                return
+            await self._release(container)
+            if self._should_restart(container):
                 self._spawn(self._restart_later(container), f"restart-{cid}")
 
     async def _release(self, container: Container) -> None:
-        """Free what a run held: the runtime's state and cgroup, the rootfs mount."""
-        await self.runtime.delete(container.id)
-        self.runtime.forget_sockets(container.id)
+        """Free what a run held: the runtime's state and cgroup, the rootfs mount; both
+        at once, since they are independent once the process is gone. Done once per run."""
+        cid = container.id
+        if cid in self._released:
+            return
+        self.runtime.forget_sockets(cid)
+        await asyncio.gather(self.runtime.delete(cid), self._unmount_rootfs(cid))
+        self._released.add(cid)
+
+    async def _unmount_rootfs(self, cid: str) -> None:
         with contextlib.suppress(Exception):
-            await self.images.unmount_rootfs(self.files(container.id).bundle)
+            await self.images.unmount_rootfs(self.files(cid).bundle)
 
     def _should_restart(self, container: Container) -> bool:
         policy, state = container.host_config.restart_policy, container.state
@@ -572,9 +600,16 @@ class ContainerService:
 
     async def _finish_remove(self, container: Container) -> None:
         cid = container.id
-        await self._release(container)
-        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, self.root / cid, True)
-        await self.records.delete(cid)
+
+        async def drop_files() -> None:
+            await self._release(container)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, shutil.rmtree, self.root / cid, True)
+
+        # The record and the files go together; a crash in between leaves files without
+        # a record, which start-up collects (`_collect_orphans`).
+        await asyncio.gather(drop_files(), self.records.delete(cid))
+        self._released.discard(cid)
         self._containers.pop(cid, None)
         if self._names.get(container.name) == cid:
             del self._names[container.name]
@@ -626,3 +661,13 @@ def _merge_env(image_env: list[str], env: list[str]) -> list[str]:
         key = item.split("=", 1)[0]
         merged[key] = item
     return list(merged.values())
+
+
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def _dir_names(path: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(path) if entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 STDOUT_PIPE = 2
 STDERR_PIPE = 3
 ATTACH_PACKET = 8192 + 1
+# runc's created-but-not-started handshake, in its state directory.
+EXEC_FIFO = "exec.fifo"
+EXEC_FIFO_TIMEOUT = 2.0
 
 
 class RuntimeError_(SystemError_):
@@ -162,6 +165,13 @@ class ConmonRuntime:
         return Started(pid=data, conmon_pid=conmon_pid)
 
     async def start(self, cid: str) -> None:
+        """Let the created process exec its command. runc's init waits on the state
+        directory's exec fifo, and `runc start` only reads that fifo; reading it here
+        saves a Go process start (~4 ms of every `docker run`). Anything unexpected
+        falls back to the runtime's own command, which reports the real problem."""
+        fifo = self.runtime_root / cid / EXEC_FIFO
+        if self.runtime_name == "runc" and await _release_exec_fifo(fifo):
+            return
         await self._run_runtime("start", cid)
 
     async def delete(self, cid: str) -> None:
@@ -249,6 +259,41 @@ async def wait_for_pid_exit(pid: int) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+async def _release_exec_fifo(fifo: Path) -> bool:
+    """Read runc's exec fifo the way `runc start` does: the init writes one byte and
+    execs. True when done; False when the fifo is absent or the init never answered
+    (the caller then runs `runc start`)."""
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    data = b""
+    try:
+        async with asyncio.timeout(EXEC_FIFO_TIMEOUT):
+            while True:
+                await readable.wait()
+                readable.clear()
+                try:
+                    chunk = os.read(fd, 64)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    data += chunk
+                elif data:
+                    break  # the init wrote its byte and closed: it is exec'ing now
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(fifo)
+    return True
 
 
 def send_signal(pid: int, sig: int) -> None:
