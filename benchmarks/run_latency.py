@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,12 +53,9 @@ def busybox_rootfs(daemon: EssaimDaemon, target: Path) -> None:
         tar.extractall(target, filter="fully_trusted")
 
 
-def raw_runc(bundle: Path, cgroup_parent: str) -> Callable[[], None]:
-    run(["runc", "spec", "--bundle", str(bundle)])
+def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callable[[], None]:
+    """`runc run` of `config` (the rootfs in `bundle`), a fresh cgroup and id each time."""
     config_path = bundle / "config.json"
-    config = json.loads(config_path.read_text())
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["true"]
     counter = iter(range(1_000_000))
 
     def once() -> None:
@@ -68,6 +66,25 @@ def raw_runc(bundle: Path, cgroup_parent: str) -> Callable[[], None]:
              f"bench-{os.getpid()}-{n}"])  # fmt: skip
 
     return once
+
+
+def runc_default_config(bundle: Path) -> dict[str, Any]:
+    """`runc spec`'s example: no seccomp, no masked paths beyond runc's own."""
+    run(["runc", "spec", "--bundle", str(bundle)])
+    config: dict[str, Any] = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["true"]
+    return config
+
+
+def essaim_config(bundle: Path) -> dict[str, Any]:
+    """The config.json essaim writes for `docker run --rm busybox true`: Docker's default
+    capabilities, seccomp profile, masked paths; no host files bound in."""
+    from essaim.runtime.host import HostFacts
+    from essaim.runtime.spec import RunSpec, build_oci_config
+
+    spec = RunSpec(container_id="bench", rootfs=str(bundle / "rootfs"), args=["true"])
+    return dict(build_oci_config(spec, HostFacts.read()))
 
 
 def report(name: str, samples: list[float], base: float | None) -> None:
@@ -91,9 +108,15 @@ def main() -> None:
         bundle = root / "bundle"
         bundle.mkdir()
         busybox_rootfs(daemon, bundle / "rootfs")
-        runc_samples = timed(raw_runc(bundle, daemon.cgroup_parent), args.runs)
-        base = statistics.median(runc_samples)
-        report("raw runc run", runc_samples, None)
+        default_samples = timed(
+            raw_runc(bundle, daemon.cgroup_parent, runc_default_config(bundle)), args.runs
+        )
+        same_samples = timed(
+            raw_runc(bundle, daemon.cgroup_parent, essaim_config(bundle)), args.runs
+        )
+        base = statistics.median(default_samples)
+        report("raw runc run (runc spec)", default_samples, None)
+        report("raw runc run (essaim's config)", same_samples, base)
         env = daemon.env()
         essaim = timed(lambda: run(["docker", "run", "--rm", "busybox", "true"], env), args.runs)
         report("essaim: docker run --rm", essaim, base)
@@ -116,7 +139,11 @@ def main() -> None:
             ]
             samples = timed(lambda a=peer_run: run(a), args.runs)  # type: ignore[misc]
             report(f"{peer}: run --rm", samples, base)
-        print(f"essaim / raw runc = {statistics.median(essaim) / base:.2f} (target <= 3.00)")
+        same = statistics.median(same_samples)
+        print(f"essaim / raw runc (runc spec) = {statistics.median(essaim) / base:.2f}"
+              " (target <= 3.00)")  # fmt: skip
+        print(f"essaim / raw runc (same config, seccomp included) = "
+              f"{statistics.median(essaim) / same:.2f}")  # fmt: skip
     finally:
         daemon.cleanup()
         shutil.rmtree(root, ignore_errors=True)
