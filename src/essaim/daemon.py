@@ -26,7 +26,7 @@ from essaim.api.server import Server, SocketInUse
 from essaim.api.system import DaemonFacts, SystemAPI
 from essaim.engine.containers import ContainerService
 from essaim.image.service import ImageService
-from essaim.runtime.conmon import ConmonRuntime
+from essaim.runtime.registry import Runtimes
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
 from essaim.store.lock import DataRootBusy, DataRootLock
@@ -196,17 +196,20 @@ class Daemon:
             events = EventBus()
             images = ImageService(config.data_root, store, events, executor)
             await images.load()
-            runtime = ConmonRuntime(
-                runtime=config.default_runtime,
-                runtime_root=config.exec_root / "runtime",
-                socket_dir=config.exec_root / "s",
-            )
+            try:
+                runtimes = Runtimes.discover(
+                    default=config.default_runtime,
+                    state_root=config.exec_root / "runtimes",
+                    socket_dir=config.exec_root / "s",
+                )
+            except ValueError as exc:
+                raise SystemExit(f"essaimd: {exc}") from None
             containers = ContainerService(
                 data_root=config.data_root,
                 store=store,
                 events=events,
                 images=images,
-                runtime=runtime,
+                runtimes=runtimes,
                 cgroup_parent=config.cgroup_parent,
             )
             stack.push_async_callback(containers.close)
@@ -215,8 +218,8 @@ class Daemon:
                 daemon_id=_daemon_id(config.data_root),
                 data_root=config.data_root,
                 exec_root=config.exec_root,
-                default_runtime=runtime.runtime_name,
-                runtimes={runtime.runtime_name: runtime.runtime_path},
+                default_runtime=runtimes.default,
+                runtimes=runtimes.paths(),
                 debug=config.log_level == "debug",
             )
             router = Router()

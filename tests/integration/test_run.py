@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
+
 from tests.integration.daemon import EssaimDaemon
 
 
@@ -87,3 +91,28 @@ def test_detached_run_prints_the_id(daemon: EssaimDaemon) -> None:
     inspect = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.Running}}", cid)
     assert inspect.stdout.strip() == "running true"
     assert daemon.docker("rm", "-f", cid).returncode == 0
+
+
+def test_unknown_runtime_is_refused_and_creates_nothing(daemon: EssaimDaemon) -> None:
+    before = daemon.docker("ps", "-aq").stdout
+    result = daemon.docker("run", "--rm", "--runtime", "nosuch", "busybox", "true")
+    assert result.returncode == 125
+    assert "unknown or invalid runtime name: nosuch" in result.stderr
+    assert daemon.docker("ps", "-aq").stdout == before
+
+
+def test_crun_is_offered_and_runs_or_reports_its_own_error(daemon: EssaimDaemon) -> None:
+    """Debian's crun 1.8 refuses hosts with cgroup v1 plus a v2 hierarchy holding a
+    controller; where the host allows it, the container runs under crun."""
+    if shutil.which("crun") is None:
+        pytest.skip("crun is not installed")
+    runtimes = daemon.docker("info", "-f", "{{json .Runtimes}}").stdout
+    assert '"crun"' in runtimes and '"runc"' in runtimes
+    before = daemon.docker("ps", "-aq").stdout
+    result = daemon.docker("run", "--rm", "--runtime", "crun", "busybox", "echo", "hi")
+    if result.returncode == 0:
+        assert result.stdout == "hi\n"
+    else:
+        assert result.returncode == 125
+        assert "OCI runtime create failed" in result.stderr
+    assert daemon.docker("ps", "-aq").stdout == before

@@ -39,7 +39,6 @@ from essaim.model.container import (
 )  # fmt: skip
 from essaim.runtime.conmon import (
     SIGNALS,
-    ConmonRuntime,
     ContainerFiles,
     RuntimeError_,
     conmon_alive,
@@ -49,6 +48,7 @@ from essaim.runtime.conmon import (
 )  # fmt: skip
 from essaim.runtime.host import HostFacts
 from essaim.runtime.mounts import bind_mount
+from essaim.runtime.registry import Runtimes
 from essaim.runtime.rlimits import Ulimit
 from essaim.runtime.spec import RunSpec, build_oci_config
 from essaim.store import Collection, Store
@@ -107,7 +107,7 @@ class ContainerService:
         store: Store,
         events: EventBus,
         images: ImageService,
-        runtime: ConmonRuntime,
+        runtimes: Runtimes,
         cgroup_parent: str,
     ) -> None:
         self.root = data_root / "containers"
@@ -115,7 +115,7 @@ class ContainerService:
         self.records: Collection[Container] = Collection(store, "containers", Container)
         self.events = events
         self.images = images
-        self.runtime = runtime
+        self.runtimes = runtimes
         self.cgroup_parent = cgroup_parent
         self.host = HostFacts.read()
         self._containers: dict[str, Container] = {}
@@ -170,8 +170,11 @@ class ContainerService:
             if cid in self._containers or not _CONTAINER_ID.fullmatch(cid):
                 continue
             log.info("removing what is left of container %s", cid[:12])
-            self.runtime.forget_sockets(cid)
-            await asyncio.gather(self.runtime.delete(cid), self._unmount_rootfs(cid))
+            # No record says which runtime ran it: each forgets it (quiet when unknown).
+            for runtime in self.runtimes:
+                runtime.forget_sockets(cid)
+                await runtime.delete(cid)
+            await self._unmount_rootfs(cid)
             await loop.run_in_executor(None, shutil.rmtree, self.root / cid, True)
 
     async def _readopt(self, container: Container) -> None:
@@ -229,6 +232,7 @@ class ContainerService:
     async def create(
         self, name: str | None, config: ContainerConfig, host_config: HostConfig
     ) -> Container:
+        runtime_name = self.runtimes.get(host_config.runtime).runtime_name
         if name:
             name = validate_name(name)
             if name in self._names:
@@ -282,7 +286,7 @@ class ContainerService:
             host_config=host_config,
             path=argv[0],
             args=argv[1:],
-            runtime=host_config.runtime or self.runtime.runtime_name,
+            runtime=runtime_name,
         )
         self._names[name] = cid
         container_dir = self.root / cid
@@ -323,12 +327,13 @@ class ContainerService:
         files = self.files(cid)
         tty, stdin = container.config.tty, container.config.open_stdin
         self._released.discard(cid)
+        runtime = self.runtimes.get(container.runtime)
         try:
             image = await self.images.get(container.image_id)
             rootfs = await self.images.mount_rootfs(image, files.bundle)
             oci = build_oci_config(self._run_spec(container, rootfs), self.host)
             files.config.write_text(json.dumps(oci))
-            started = await self.runtime.create(
+            started = await runtime.create(
                 cid, files, tty=tty, stdin=stdin,
                 leave_stdin_open=not (container.config.stdin_once and not tty),
             )  # fmt: skip
@@ -338,9 +343,9 @@ class ContainerService:
         for session in self._pending_attach.pop(cid, []):
             self._connect_attach(cid, session)
         try:
-            await self.runtime.start(cid)
+            await runtime.start(cid)
         except RuntimeError_ as exc:
-            await self.runtime.delete(cid)
+            await runtime.delete(cid)
             await self._start_failed(container, exc)
             raise
         container.state = ContainerState(
@@ -365,7 +370,7 @@ class ContainerService:
         exc.args = (message,)
         for session in self._pending_attach.pop(container.id, []):
             session.done.set()
-        self.runtime.forget_sockets(container.id)
+        self.runtimes.get(container.runtime).forget_sockets(container.id)
         with contextlib.suppress(Exception):
             await self.images.unmount_rootfs(self.files(container.id).bundle)
         container.state.error = message
@@ -451,8 +456,9 @@ class ContainerService:
         cid = container.id
         if cid in self._released:
             return
-        self.runtime.forget_sockets(cid)
-        await asyncio.gather(self.runtime.delete(cid), self._unmount_rootfs(cid))
+        runtime = self.runtimes.get(container.runtime)
+        runtime.forget_sockets(cid)
+        await asyncio.gather(runtime.delete(cid), self._unmount_rootfs(cid))
         self._released.add(cid)
 
     async def _unmount_rootfs(self, cid: str) -> None:
@@ -527,7 +533,7 @@ class ContainerService:
         exited = self.wait_for_next_exit(container.id)
         if container.state.status == PAUSED:
             with contextlib.suppress(EssaimError):
-                await self.runtime.resume(container.id)
+                await self.runtimes.get(container.runtime).resume(container.id)
         send_signal(container.state.pid, stop_signal)
         try:
             if grace < 0:
@@ -551,7 +557,7 @@ class ContainerService:
         container = self.get(ref)
         if not container.state.running:
             raise Conflict(f"Container {container.id} is not running")
-        self.runtime.resize(self.files(container.id), height, width)
+        self.runtimes.get(container.runtime).resize(self.files(container.id), height, width)
 
     # ---- wait --------------------------------------------------------------------
 
@@ -648,7 +654,10 @@ class ContainerService:
 
     def _connect_attach(self, cid: str, session: AttachSession) -> None:
         try:
-            sock = self.runtime.open_attach(cid)
+            container = self._containers.get(cid)
+            if container is None:
+                raise OSError(f"container {cid} is gone")
+            sock = self.runtimes.get(container.runtime).open_attach(cid)
         except OSError:
             session.done.set()
             return
