@@ -70,17 +70,20 @@ class EssaimDaemon:
             check=True,
         )
 
+    def command(self) -> list[str]:
+        return [
+            str(VENV_BIN / "essaimd"), "-H", self.host,
+            "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+            "--cgroup-parent", self.cgroup_parent, "--log-level", "debug",
+        ]  # fmt: skip
+
     def start(self) -> None:
+        """Start essaimd with `command()` and wait until it answers."""
         self.exec_root.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "essaimd"), "-H", self.host,
-                "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-                "--cgroup-parent", self.cgroup_parent, "--log-level", "debug",
-            ],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,21 +43,6 @@ class ConfiguredDaemon(EssaimDaemon):
             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
             "--cgroup-parent", self.cgroup_parent, "--pidfile", str(self.pidfile),
         ]  # fmt: skip
-
-    def start(self) -> None:
-        self.exec_root.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"essaimd exited: {self.log_path.read_text()[-3000:]}")
-            if self.socket.exists() and self.docker("version").returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"essaimd did not answer: {self.log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture

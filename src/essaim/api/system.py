@@ -63,39 +63,32 @@ class SystemAPI:
         return Response(200, body, "text/plain; charset=utf-8", list(PING_HEADERS))
 
     async def version(self, req: Request) -> AnyResponse:
-        host = host_info()
-        details = {
+        # The engine's own figures appear twice: as the Engine component and at the top.
+        engine = {
             "ApiVersion": _version_text(API_VERSION),
             "MinAPIVersion": _version_text(MIN_API_VERSION),
             "GitCommit": "",
             "GoVersion": "",
             "Os": "linux",
             "Arch": go_arch(),
-            "KernelVersion": host.kernel_version,
+            "KernelVersion": host_info().kernel_version,
             "BuildTime": "",
-            "Experimental": "false",
         }
         runtime_line = tool_version(self.facts.default_runtime)
         return json_response(
             {
                 "Platform": {"Name": "essaim"},
                 "Components": [
-                    {"Name": "Engine", "Version": __version__, "Details": details},
+                    {"Name": "Engine", "Version": __version__,
+                     "Details": {**engine, "Experimental": "false"}},
                     {"Name": self.facts.default_runtime, "Version": runtime_line,
                      "Details": {"GitCommit": ""}},
                     {"Name": "conmon", "Version": tool_version("conmon"),
                      "Details": {"GitCommit": ""}},
                 ],
                 "Version": __version__,
-                "ApiVersion": _version_text(API_VERSION),
-                "MinAPIVersion": _version_text(MIN_API_VERSION),
-                "GitCommit": "",
-                "GoVersion": "",
-                "Os": "linux",
-                "Arch": go_arch(),
-                "KernelVersion": host.kernel_version,
+                **engine,
                 "Experimental": False,
-                "BuildTime": "",
             }
         )  # fmt: skip
 
