@@ -76,6 +76,36 @@ def test_logs_tail_and_timestamps(daemon: EssaimDaemon, web: str) -> None:
     assert text.startswith("line ")
 
 
+def test_logs_since_and_until_select_a_window(daemon: EssaimDaemon) -> None:
+    script = "echo early; sleep 1.2; echo late"
+    cid = daemon.docker("run", "-d", "busybox", "sh", "-c", script).stdout.strip()
+    try:
+        assert daemon.docker("wait", cid).stdout.strip() == "0"
+        stamped = daemon.docker("logs", "-t", cid).stdout.splitlines()
+        assert [line.split(" ", 1)[1] for line in stamped] == ["early", "late"]
+        late_at = stamped[1].split(" ", 1)[0]
+        since = daemon.docker("logs", "--since", late_at, cid)
+        assert since.stdout == "late\n"
+        until = daemon.docker("logs", "--until", late_at, cid)
+        assert until.stdout == "early\nlate\n"  # until is inclusive, as in Docker
+        # A relative duration: the CLI turns it into now minus that, in whole seconds.
+        assert daemon.docker("logs", "--until", "1h", cid).stdout == ""
+        assert daemon.docker("logs", "--since", "1h", cid).stdout == "early\nlate\n"
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_ps_filters_by_id_prefix(daemon: EssaimDaemon) -> None:
+    cid = daemon.docker("create", "busybox", "true").stdout.strip()
+    try:
+        found = daemon.docker("ps", "-aq", "--no-trunc", "--filter", f"id={cid[:10]}")
+        assert found.stdout.split() == [cid]
+        none = daemon.docker("ps", "-aq", "--filter", "id=ffffffffffff0000")
+        assert none.stdout.strip() == ""
+    finally:
+        daemon.docker("rm", cid)
+
+
 def test_stop_ends_within_timeout_and_rm_removes_every_file(daemon: EssaimDaemon) -> None:
     name = f"stopper-{time.monotonic_ns()}"
     # `sleep` as pid 1 ignores SIGTERM: stop must fall back to SIGKILL after -t.
