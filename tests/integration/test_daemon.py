@@ -283,3 +283,22 @@ def test_default_cgroup_parent_is_derived_from_the_data_root() -> None:
     assert parse_args(["--cgroup-parent", "/mine/"]).cgroup_parent == "mine"
     hosts = parse_args(["-H", "unix:///tmp/a.sock", "-H", "unix:///tmp/b.sock"]).hosts
     assert hosts == ["unix:///tmp/a.sock", "unix:///tmp/b.sock"]
+
+
+def test_start_up_sweeps_layers_nothing_uses(own_daemon: EssaimDaemon) -> None:
+    """What a crash between a container's removal and the release of its layers would
+    leave: a snapshot and a layer blob no image and no container uses."""
+    d = own_daemon
+    cid = d.docker("create", "busybox", "true").stdout.strip()
+    d.stop()
+    stray_chain = d.data_root / "snapshots" / ("ab" * 32)
+    (stray_chain / "fs").mkdir(parents=True)
+    (stray_chain / "size").write_text("0")
+    stray_blob = d.data_root / "content" / "blobs" / "sha256" / ("cd" * 32)
+    stray_blob.write_bytes(b"layer nobody uses")
+    kept_snapshots = {p.name for p in (d.data_root / "snapshots").iterdir()} - {stray_chain.name}
+    d.start()
+    assert not stray_chain.exists() and not stray_blob.exists()
+    assert {p.name for p in (d.data_root / "snapshots").iterdir()} == kept_snapshots
+    assert d.docker("start", "-a", cid).returncode == 0  # busybox's layer is still there
+    assert d.docker("run", "--rm", "busybox", "echo", "ok").stdout == "ok\n"

@@ -6,6 +6,7 @@ file, stdin, gzip, with changes), hostile archives, pull errors and image events
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
@@ -13,6 +14,8 @@ import os
 import platform
 import re
 import secrets
+import shutil
+import sqlite3
 import subprocess
 import tarfile
 import time
@@ -124,6 +127,16 @@ def unique_layer(tmp_path: Path) -> Path:
         tmp_path / f"uniq-{token.decode()[:8]}.tar",
         [member("data", tarfile.DIRTYPE), member("data/token", data=token)],
     )
+
+
+def unique_busybox_layer(tmp_path: Path, busybox_tar: Path) -> Path:
+    """busybox plus a file of its own: a layer that runs and that no other image shares."""
+    token = secrets.token_hex(16).encode()
+    path = tmp_path / f"busybox-{token.decode()[:8]}.tar"
+    shutil.copyfile(busybox_tar, path)
+    with tarfile.open(path, "a", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(*member("token", data=token))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -511,10 +524,6 @@ def test_rmi_force_deletes_an_image_a_stopped_container_uses(
     assert new not in all_ids(daemon)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/containers.py looks the image up again at start: 'No such image'",
-)
 def test_container_of_a_force_deleted_image_still_starts(
     daemon: EssaimDaemon, busybox_tar: Path, cleanup: list[str]
 ) -> None:
@@ -528,10 +537,6 @@ def test_container_of_a_force_deleted_image_still_starts(
     assert ok(daemon.docker("start", "-a", stopped)) == "alive\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nothing removes a force-deleted image's layers once its last container goes",
-)
 def test_layers_of_a_force_deleted_image_go_with_its_last_container(
     daemon: EssaimDaemon, tmp_path: Path, cleanup: list[str]
 ) -> None:
@@ -543,6 +548,129 @@ def test_layers_of_a_force_deleted_image_go_with_its_last_container(
     ok(daemon.docker("rmi", "-f", ref))
     ok(daemon.docker("rm", stopped))
     assert DataRoot.of(daemon).snapshots == before.snapshots
+
+
+def test_layers_of_a_force_deleted_image_outlive_an_image_sharing_them(
+    daemon: EssaimDaemon, busybox_tar: Path, tmp_path: Path, cleanup: list[str]
+) -> None:
+    before = DataRoot.of(daemon)
+    layer = unique_busybox_layer(tmp_path, busybox_tar)
+    first, second = unique("shared-a") + ":1", unique("shared-b") + ":1"
+    first_id = import_tar(daemon, layer, first)
+    second_id = import_tar(daemon, layer, second, "-m", "same layer, another image")
+    cleanup += [first_id, second_id]
+    stopped = ok(daemon.docker("create", first, "echo", "alive")).strip()
+    cleanup.append("c:" + stopped)
+    ok(daemon.docker("rmi", "-f", first))
+    # The last image stacking the layer goes; the container still holds it.
+    assert ok(daemon.docker("rmi", second)) == f"Untagged: {second}\nDeleted: {second_id}\n"
+    assert ok(daemon.docker("start", "-a", stopped)) == "alive\n"
+    ok(daemon.docker("rm", stopped))
+    after = DataRoot.of(daemon)
+    assert (after.snapshots, after.blobs) == (before.snapshots, before.blobs)
+
+
+def test_lost_snapshot_of_a_force_deleted_image_is_unpacked_from_its_blob(
+    daemon: EssaimDaemon, busybox_tar: Path, tmp_path: Path, cleanup: list[str]
+) -> None:
+    before = DataRoot.of(daemon)
+    ref = unique("lost-snapshot") + ":1"
+    new = import_tar(daemon, unique_busybox_layer(tmp_path, busybox_tar), ref)
+    cleanup.append(new)
+    first = ok(daemon.docker("create", ref, "echo", "alive")).strip()
+    second = ok(daemon.docker("create", ref, "echo", "alive")).strip()
+    cleanup += ["c:" + first, "c:" + second]
+    ok(daemon.docker("rmi", "-f", ref))
+    # One layer: its chain id is its diff id, the digest of its (uncompressed) blob.
+    (chain,) = DataRoot.of(daemon).snapshots - before.snapshots
+    snapshot = daemon.data_root / "snapshots" / chain
+    subprocess.run(["rm", "-rf", str(snapshot)], check=True)
+    assert ok(daemon.docker("start", "-a", first)) == "alive\n"
+    assert snapshot.is_dir()
+    ok(daemon.docker("rm", first))
+    # Neither the snapshot nor its blob: a clear error, and nothing left behind.
+    subprocess.run(["rm", "-rf", str(snapshot)], check=True)
+    (daemon.data_root / "content/blobs/sha256" / chain).unlink()
+    result = daemon.docker("start", second)
+    assert result.returncode == 1
+    assert (
+        f"layer sha256:{chain} is missing: no snapshot, and no blob to unpack it from"
+        in result.stderr
+    )
+    ok(daemon.docker("rm", second))
+    after = DataRoot.of(daemon)
+    assert (after.snapshots, after.blobs) == (before.snapshots, before.blobs)
+
+
+def test_container_of_a_force_deleted_image_starts_after_a_daemon_restart(
+    own_daemon: EssaimDaemon, busybox_tar: Path, tmp_path: Path
+) -> None:
+    daemon = own_daemon
+    before = DataRoot.of(daemon)
+    ref = unique("restarted") + ":1"
+    import_tar(daemon, unique_busybox_layer(tmp_path, busybox_tar), ref)
+    stopped = ok(daemon.docker("create", ref, "echo", "alive")).strip()
+    ok(daemon.docker("rmi", "-f", ref))
+    daemon.stop()
+    daemon.start()
+    # The daemon knows again, from the record alone, what the container stacks...
+    assert ok(daemon.docker("start", "-a", stopped)) == "alive\n"
+    # ...and that its layers go with it.
+    ok(daemon.docker("rm", stopped))
+    after = DataRoot.of(daemon)
+    assert (after.snapshots, after.blobs) == (before.snapshots, before.blobs)
+
+
+def test_container_recorded_without_its_layers_gets_them_at_start_up(
+    own_daemon: EssaimDaemon, busybox_tar: Path, tmp_path: Path
+) -> None:
+    daemon = own_daemon
+    before = DataRoot.of(daemon)
+    ref = unique("older-record") + ":1"
+    import_tar(daemon, unique_busybox_layer(tmp_path, busybox_tar), ref)
+    stopped = ok(daemon.docker("create", ref, "echo", "alive")).strip()
+    daemon.stop()
+    # What a record written before containers kept their layers looks like.
+    with contextlib.closing(sqlite3.connect(daemon.data_root / "state.db")) as db, db:
+        (raw,) = db.execute(
+            "SELECT value FROM objects WHERE kind = 'containers' AND key = ?", (stopped,)
+        ).fetchone()
+        record = json.loads(raw)
+        del record["chain_ids"], record["layer_digests"]
+        db.execute(
+            "UPDATE objects SET value = ? WHERE kind = 'containers' AND key = ?",
+            (json.dumps(record).encode(), stopped),
+        )
+    daemon.start()
+    ok(daemon.docker("rmi", "-f", ref))
+    assert ok(daemon.docker("start", "-a", stopped)) == "alive\n"
+    ok(daemon.docker("rm", stopped))
+    after = DataRoot.of(daemon)
+    assert (after.snapshots, after.blobs) == (before.snapshots, before.blobs)
+
+
+def test_ps_shows_the_image_id_once_the_name_is_elsewhere(
+    daemon: EssaimDaemon, tmp_path: Path, cleanup: list[str]
+) -> None:
+    ref = unique("ps-image") + ":1"
+    new = import_tar(daemon, unique_layer(tmp_path), ref)
+    cleanup.append(new)
+    created = ok(daemon.docker("create", ref, "true")).strip()
+    cleanup += ["c:" + created, ref]
+
+    def shown() -> tuple[str, str]:
+        row = ok(daemon.docker("ps", "-a", "--filter", f"id={created}", "--format", "{{.Image}}"))
+        (summary,) = daemon.client().api.containers(all=True, filters={"id": created})
+        return row.strip(), summary["Image"]
+
+    assert shown() == (ref, ref)
+    ok(daemon.docker("tag", "busybox", ref))  # the name now means another image
+    assert shown() == (new[7:19], new)
+    ok(daemon.docker("rmi", "-f", new))
+    assert shown() == (new[7:19], new)
+    # Inspect keeps what was typed, and the image id.
+    out = ok(daemon.docker("inspect", "-f", "{{.Config.Image}} {{.Image}}", created))
+    assert out == f"{ref} {new}\n"
 
 
 def test_rmi_by_id_prefix_and_names_in_several_repositories(

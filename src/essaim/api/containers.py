@@ -249,12 +249,14 @@ def inspect_wire(container: Container) -> dict[str, Any]:
     }
 
 
-def summary_wire(container: Container, now: float) -> dict[str, Any]:
+def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]:
+    """One container of `docker ps`; `image` as the engine's `image_shown` says (the
+    name typed at create, or the image id once that name has gone elsewhere)."""
     argv = [container.path, *container.args]
     return {
         "Id": container.id,
         "Names": ["/" + container.name],
-        "Image": container.config.image,
+        "Image": image,
         "ImageID": container.image_id,
         "Command": " ".join(argv),
         "Created": int(parse_rfc3339(container.created)),
@@ -312,7 +314,7 @@ class ContainersAPI:
                 continue
             if not _list_match(c, filters):
                 continue
-            out.append(summary_wire(c, now))
+            out.append(summary_wire(c, now, self.containers.image_shown(c)))
             if 0 < limit <= len(out):
                 break
         return json_response(out)

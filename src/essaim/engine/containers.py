@@ -158,7 +158,23 @@ class ContainerService:
         for container in await self.records.list():
             self._containers[container.id] = container
             self._names[container.name] = container.id
+        layers_known = True
+        for container in list(self._containers.values()):
+            try:
+                await self._hold_layers(container)
+            except NotFound:
+                layers_known = False
+                log.warning(
+                    "container %s: its image %s is gone and its layers were never recorded",
+                    container.id[:12],
+                    container.image_id,
+                )
         await self._collect_orphans()
+        if layers_known:
+            # Only when every container's layers are known can the unused ones be told.
+            swept = await self.images.collect_unused_layers()
+            if swept:
+                log.info("removed %d unused layer snapshots", len(swept))
         for container in list(self._containers.values()):
             await self._readopt(container)
 
@@ -200,6 +216,21 @@ class ContainerService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def _hold_layers(
+        self, container: Container
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Hold the container's layers with the image service so that no image removal
+        takes them; returns them (chain ids bottom first, blobs). Records from before
+        containers kept their layers get them from their image (NotFound if it is gone)."""
+        chain_ids = container.chain_ids
+        if chain_ids is None:
+            image = await self.images.get(container.image_id)
+            chain_ids, container.layer_digests = self.images.rootfs_layers(image)
+            container.chain_ids = chain_ids
+            await self._save(container)
+        self.images.hold_layers(container.id, chain_ids, container.layer_digests)
+        return chain_ids, container.layer_digests
+
     # ---- lookup ------------------------------------------------------------------
 
     def get(self, ref: str) -> Container:
@@ -226,6 +257,15 @@ class ContainerService:
         return [
             (c.id, c.state.running) for c in self._containers.values() if c.image_id == image_id
         ]
+
+    def image_shown(self, container: Container) -> str:
+        """The image as `docker ps` shows it: the name the container was created with
+        while it still names the same image, else the image id (moby's refreshImage)."""
+        typed = container.config.image
+        if typed == container.image_id:
+            return typed
+        image = self.images.get_cached(typed)
+        return typed if image is not None and image.id == container.image_id else container.image_id
 
     # ---- create ------------------------------------------------------------------
 
@@ -259,6 +299,7 @@ class ContainerService:
         if host_config.auto_remove and host_config.restart_policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         image = await self.images.get(config.image)
+        chain_ids, layer_digests = self.images.rootfs_layers(image)
         image_config = image.config
         entrypoint = config.entrypoint if config.entrypoint else list(image_config.entrypoint or [])
         cmd = config.cmd
@@ -287,8 +328,12 @@ class ContainerService:
             path=argv[0],
             args=argv[1:],
             runtime=runtime_name,
+            chain_ids=chain_ids,
+            layer_digests=layer_digests,
         )
         self._names[name] = cid
+        # Held before anything awaits: an `rmi -f` from now on leaves the layers be.
+        self.images.hold_layers(cid, chain_ids, layer_digests)
         container_dir = self.root / cid
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -299,6 +344,8 @@ class ContainerService:
             self._names.pop(name, None)
             self._containers.pop(cid, None)
             shutil.rmtree(container_dir, ignore_errors=True)
+            with contextlib.suppress(Exception):
+                await self.images.release_layers(cid)
             raise
         self._event(container, "create")
         return container
@@ -329,8 +376,9 @@ class ContainerService:
         self._released.discard(cid)
         runtime = self.runtimes.get(container.runtime)
         try:
-            image = await self.images.get(container.image_id)
-            rootfs = await self.images.mount_rootfs(image, files.bundle)
+            # The recorded layers, not the image: `rmi -f` may have taken it.
+            chain_ids, layer_digests = await self._hold_layers(container)
+            rootfs = await self.images.mount_layers(chain_ids, layer_digests, files.bundle)
             oci = build_oci_config(self._run_spec(container, rootfs), self.host)
             files.config.write_text(json.dumps(oci))
             started = await runtime.create(
@@ -460,6 +508,12 @@ class ContainerService:
         runtime.forget_sockets(cid)
         await asyncio.gather(runtime.delete(cid), self._unmount_rootfs(cid))
         self._released.add(cid)
+
+    async def _release_layers(self, cid: str) -> None:
+        try:
+            await self.images.release_layers(cid)
+        except Exception:
+            log.exception("container %s: removing its unused layers failed", cid[:12])
 
     async def _unmount_rootfs(self, cid: str) -> None:
         with contextlib.suppress(Exception):
@@ -610,7 +664,12 @@ class ContainerService:
         async def drop_files() -> None:
             await self._release(container)
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, shutil.rmtree, self.root / cid, True)
+            # Unmounted: the layers can go if only this container held them (their image
+            # was force-deleted).
+            await asyncio.gather(
+                loop.run_in_executor(None, shutil.rmtree, self.root / cid, True),
+                self._release_layers(cid),
+            )
 
         # The record and the files go together; a crash in between leaves files without
         # a record, which start-up collects (`_collect_orphans`).

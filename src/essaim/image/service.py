@@ -125,6 +125,14 @@ def _labels_match(labels: Mapping[str, str], wanted: Sequence[str]) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class _HeldLayers:
+    """The layers a container stacks: chain ids bottom first, and each one's blob."""
+
+    chain_ids: tuple[str, ...]
+    layer_digests: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class _DeleteConflict:
     image_id: str
@@ -148,6 +156,8 @@ class ImageService:
         self.content = ContentStore(data_root / "content")
         self.snapshots = Snapshotter(data_root / "snapshots")
         self._index = ImageIndex()
+        # Layers containers use, by container id: kept when their image goes (`rmi -f`).
+        self._held: dict[str, _HeldLayers] = {}
         self._loaded = False
         self._load_lock = asyncio.Lock()
         self._lock = asyncio.Lock()  # every change: store commit + index update
@@ -317,6 +327,11 @@ class ImageService:
     def lower_dirs(self, image: Image) -> builtins.list[Path]:
         """The image's snapshot directories, top layer first (for GraphDriver data)."""
         return self.snapshots.lower_dirs(self._index.chain_ids(image))
+
+    def rootfs_layers(self, image: Image) -> tuple[builtins.list[str], builtins.list[str]]:
+        """What a container of `image` stacks: the layers' chain ids, bottom first, and
+        the blob of each (to unpack a lost snapshot again)."""
+        return list(self._index.chain_ids(image)), list(image.layer_digests)
 
     # -- tags
 
@@ -518,17 +533,31 @@ class ImageService:
         self._index.remove(image_id)
         self._publish("delete", image_id, image_id)
         records.append({"Deleted": image_id})
-        # Containers keep their snapshots even when a forced delete takes the image.
-        keep_snapshots = bool(list(in_use_by(image_id)))
-        doomed_chains = [
-            c for c in chains if not keep_snapshots and not self._index.chain_in_use(c, ignoring="")
+        # Containers keep the layers they stack (snapshots and blobs) when a forced delete
+        # takes their image; `release_layers` drops them with the last such container.
+        doomed_chains = [c for c in chains if not self._chain_used(c)]
+        doomed_blobs = [
+            b
+            for b in (image.id, image.manifest_digest)
+            if b and not self._index.blob_in_use(b, ignoring="")
         ]
-        blobs = [image.id, image.manifest_digest, *image.layer_digests]
-        doomed_blobs = [b for b in blobs if b and not self._index.blob_in_use(b, ignoring="")]
+        doomed_blobs += [b for b in image.layer_digests if b and not self._layer_blob_used(b)]
         removed = await self.run_blocking(self._remove_files, doomed_chains, doomed_blobs)
         records.extend({"Deleted": chain} for chain in reversed(removed))
         if prune and image.parent and image.parent in self._index:
             await self._delete(image.parent, records, False, True, True, in_use_by)
+
+    def _chain_used(self, chain_id: str) -> bool:
+        """Whether an image or a container still stacks the snapshot `chain_id`."""
+        return self._index.chain_in_use(chain_id, ignoring="") or any(
+            chain_id in held.chain_ids for held in builtins.list(self._held.values())
+        )
+
+    def _layer_blob_used(self, digest: str) -> bool:
+        """Whether an image or a container still needs the layer blob `digest`."""
+        return self._index.blob_in_use(digest, ignoring="") or any(
+            digest in held.layer_digests for held in builtins.list(self._held.values())
+        )
 
     def _remove_files(
         self, chains: builtins.list[str], blobs: builtins.list[str]
@@ -704,7 +733,7 @@ class ImageService:
             size = self.snapshots.unpack(chain, self.content.path(diff_id))
         except BaseException:
             # A layer that cannot be unpacked must not linger as an orphan blob.
-            if not self._index.blob_in_use(diff_id, ignoring=""):
+            if not self._layer_blob_used(diff_id):
                 self.content.delete(diff_id)
             raise
         return diff_id, size
@@ -725,19 +754,70 @@ class ImageService:
 
     # -- container root filesystems
 
-    async def mount_rootfs(self, image: Image, container_dir: Path) -> Path:
-        """Mount `container_dir/rootfs`: the image's snapshots under the container's own
-        `upper` directory (overlayfs); returns the rootfs path."""
-        chains = self._index.chain_ids(image)
-        return await self.run_blocking(self._mount, image, chains, container_dir)
+    def hold_layers(
+        self, holder: str, chain_ids: Sequence[str], layer_digests: Sequence[str]
+    ) -> None:
+        """Keep these layers (snapshots, and the blobs to unpack them again) while the
+        container `holder` uses them, even once no image does. Held in memory only: the
+        engine holds its containers' layers again at start-up, from their records."""
+        self._held[holder] = _HeldLayers(tuple(chain_ids), tuple(layer_digests))
 
-    def _mount(self, image: Image, chains: builtins.list[str], container_dir: Path) -> Path:
+    async def release_layers(self, holder: str) -> builtins.list[str]:
+        """The container `holder` is gone: drop the snapshots and layer blobs it held
+        that no image and no other container uses (those of a force-deleted image, once
+        its last container goes). Returns the chain ids removed."""
+        held = self._held.pop(holder, None)
+        if held is None:
+            return []
+        await self.load()
+
+        def doomed() -> tuple[builtins.list[str], builtins.list[str]]:
+            chains = [c for c in held.chain_ids if not self._chain_used(c)]
+            blobs = [b for b in held.layer_digests if b and not self._layer_blob_used(b)]
+            return chains, blobs
+
+        # Usually the image is still there and nothing goes: no need to wait for the lock.
+        if doomed() == ([], []):
+            return []
+        async with self._lock:
+            chains, blobs = doomed()  # again: a delete may have run meanwhile
+            return await self.run_blocking(self._remove_files, chains, blobs)
+
+    async def collect_unused_layers(self) -> builtins.list[str]:
+        """Start-up sweep, once every container holds its layers again: snapshots and
+        blobs no image and no container uses, left by a crash between a container's
+        removal and its `release_layers`. Returns the chain ids removed."""
+        await self.load()
+        async with self._lock:
+
+            def sweep() -> builtins.list[str]:
+                chains = [c for c in self.snapshots.chain_ids_on_disk() if not self._chain_used(c)]
+                blobs = [b for b in self.content.digests() if not self._layer_blob_used(b)]
+                return self._remove_files(chains, blobs)
+
+            return await self.run_blocking(sweep)
+
+    async def mount_layers(
+        self, chain_ids: Sequence[str], layer_digests: Sequence[str], container_dir: Path
+    ) -> Path:
+        """Mount `container_dir/rootfs`: the snapshots `chain_ids` (bottom first) under
+        the container's own `upper` directory (overlayfs); returns the rootfs path. No
+        image record is needed, so a container outlives its force-deleted image."""
+        return await self.run_blocking(
+            self._mount, builtins.list(chain_ids), builtins.list(layer_digests), container_dir
+        )
+
+    def _mount(
+        self, chains: builtins.list[str], digests: builtins.list[str], container_dir: Path
+    ) -> Path:
         for i, chain in enumerate(chains):
             if not self.snapshots.exists(chain):
                 # Lost snapshot (disk trouble, manual cleanup): rebuild it from its blob.
-                digest = image.layer_digests[i] if i < len(image.layer_digests) else ""
+                digest = digests[i] if i < len(digests) else ""
                 if not digest or not self.content.has(digest):
-                    raise SystemError_(f"layer {chain} of image {image.id} is missing")
+                    raise SystemError_(
+                        f"layer {chain} is missing: no snapshot, and no blob to unpack it from"
+                    )
                 self.snapshots.unpack(chain, self.content.path(digest))
         return mount_overlay(self.snapshots.lower_dirs(chains), container_dir)
 

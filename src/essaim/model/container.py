@@ -101,3 +101,8 @@ class Container(msgspec.Struct):
     state: ContainerState = msgspec.field(default_factory=ContainerState)
     driver: str = "overlay2"
     runtime: str = "runc"
+    # What the root filesystem stacks, recorded at create so the container still starts
+    # once `rmi -f` took its image: the layers' chain ids, bottom first (None in records
+    # written before they were kept), and the blob of each, to unpack a lost snapshot.
+    chain_ids: list[str] | None = None
+    layer_digests: list[str] = []
