@@ -105,9 +105,11 @@ def test_since_until_prints_past_events_in_dockers_text_format(
     first, second = scene.first_id, scene.second_id
     assert summary == [
         ("container", "create", first),
+        ("container", "attach", first),  # docker run attaches before it starts
         ("container", "start", first),
         ("container", "die", first),
         ("container", "create", second),
+        ("container", "attach", second),
         ("container", "start", second),
         ("container", "die", second),
         ("container", "destroy", first),
@@ -125,12 +127,13 @@ def test_since_until_prints_past_events_in_dockers_text_format(
         "image": "busybox",
         "name": scene.first,
         "exitCode": "3",
+        "execDuration": "0",
     }
     assert by_action[("die", second)]["exitCode"] == "0"
     assert by_action[("tag", scene.image_id)] == {"name": scene.tag}
     # The attributes are printed sorted by key, as the CLI does with what it is given.
-    assert lines[2].endswith(
-        f"(exitCode=3, image=busybox, name={scene.first}, {scene.role_key}=first)"
+    assert lines[3].endswith(
+        f"(execDuration=0, exitCode=3, image=busybox, name={scene.first}, {scene.role_key}=first)"
     )
     times = [datetime.fromisoformat(m["time"]).timestamp() for m in map(LINE.match, lines) if m]
     assert len(times) == len(lines) and times == sorted(times)
@@ -142,7 +145,7 @@ def test_until_alone_replays_history_up_to_it(daemon: EssaimDaemon, scene: Scene
         "events", "--until", stamp(scene.until), "--filter", f"container={scene.first}", timeout=20
     )
     actions = [parse(line)[1] for line in ok(result).splitlines()]
-    assert actions == ["create", "start", "die", "destroy"]
+    assert actions == ["create", "attach", "start", "die", "destroy"]
 
 
 def test_since_after_until_is_refused(daemon: EssaimDaemon, scene: Scene) -> None:
@@ -160,7 +163,8 @@ def test_filters_select_type_event_container_and_label(daemon: EssaimDaemon, sce
 
     first, second = scene.first_id, scene.second_id
     # Both containers' lifecycles, as the scene played them out.
-    both = ["create", "start", "die", "create", "start", "die", "destroy", "destroy"]
+    one = ["create", "attach", "start", "die"]
+    both = [*one, *one, "destroy", "destroy"]
     assert [a for a, _ in actors("type=container")] == both
     assert actors("type=image") == [("tag", scene.image_id)]
     assert actors("event=die") == [("die", first), ("die", second)]
@@ -172,6 +176,7 @@ def test_filters_select_type_event_container_and_label(daemon: EssaimDaemon, sce
     ]
     assert actors(f"container={scene.second}") == [
         ("create", second),
+        ("attach", second),
         ("start", second),
         ("die", second),
         ("destroy", second),
@@ -205,6 +210,7 @@ def test_format_json_prints_the_wire_message(daemon: EssaimDaemon, scene: Scene)
         "image": "busybox",
         "name": scene.first,
         "exitCode": "3",
+        "execDuration": "0",
     }
     assert scene.since <= die["timeNano"] <= scene.until
     assert die["time"] == die["timeNano"] // 1_000_000_000
@@ -219,9 +225,9 @@ def test_sdk_events_between_since_and_until(daemon: EssaimDaemon, scene: Scene) 
         filters={"label": [f"{scene.role_key}=first"]},
     )
     messages = list(stream)  # ends by itself: `until` is in the past
-    assert [m["Action"] for m in messages] == ["create", "start", "die", "destroy"]
+    assert [m["Action"] for m in messages] == ["create", "attach", "start", "die", "destroy"]
     assert all(m["Actor"]["Attributes"]["name"] == scene.first for m in messages)
-    assert messages[2]["Actor"]["Attributes"]["exitCode"] == "3"
+    assert messages[3]["Actor"]["Attributes"]["exitCode"] == "3"
 
 
 class EventsProcess:
@@ -314,4 +320,26 @@ def test_until_in_the_future_streams_live_then_ends_on_time(daemon: EssaimDaemon
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+        daemon.docker("rm", "-f", name)
+
+
+def test_stop_reports_kill_die_stop_with_the_signal(daemon: EssaimDaemon) -> None:
+    name = f"ev-stop-{secrets.token_hex(3)}"
+    since = time.time_ns()
+    ok(daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "100"))
+    try:
+        ok(daemon.docker("stop", "-t", "0", name))
+        until = time.time_ns()
+        result = daemon.docker(
+            "events", "--since", stamp(since), "--until", stamp(until),
+            "--filter", f"container={name}", "--format", "{{.Action}} {{json .Actor.Attributes}}",
+            timeout=20,
+        )  # fmt: skip
+        lines = [line.split(" ", 1) for line in ok(result).splitlines()]
+        assert [action for action, _ in lines] == ["create", "start", "kill", "kill", "die", "stop"]
+        signals = [json.loads(attrs)["signal"] for action, attrs in lines if action == "kill"]
+        assert signals == ["15", "9"]  # no grace: SIGTERM, then SIGKILL at once
+        die = json.loads(lines[4][1])
+        assert die["exitCode"] == "137" and int(die["execDuration"]) >= 0
+    finally:
         daemon.docker("rm", "-f", name)

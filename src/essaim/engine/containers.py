@@ -487,7 +487,10 @@ class ContainerService:
             waiters = self._waiters_for(cid)
             answered, waiters.next_exit = waiters.next_exit, []
             await self._save(container)
-            self._event(container, "die", exitCode=str(exit_code))
+            ran_for = parse_rfc3339(state.finished_at) - parse_rfc3339(state.started_at)
+            self._event(
+                container, "die", exitCode=str(exit_code), execDuration=str(max(0, int(ran_for)))
+            )
             for future in answered:
                 if not future.done():
                     future.set_result((exit_code, ""))
@@ -589,6 +592,7 @@ class ContainerService:
             with contextlib.suppress(EssaimError):
                 await self.runtimes.get(container.runtime).resume(container.id)
         send_signal(container.state.pid, stop_signal)
+        self._event(container, "kill", signal=str(stop_signal))
         try:
             if grace < 0:
                 await exited
@@ -596,6 +600,7 @@ class ContainerService:
                 await asyncio.wait_for(asyncio.shield(exited), grace)
         except TimeoutError:
             send_signal(container.state.pid, signals.SIGKILL)
+            self._event(container, "kill", signal=str(int(signals.SIGKILL)))
             await exited
 
     async def restart(self, ref: str, grace: int | None, signal: str | None) -> None:
@@ -703,6 +708,7 @@ class ContainerService:
             current = self._containers.get(cid)
             if current is None:
                 return
+            self._event(current, "attach")
             if current.state.status in (RUNNING, PAUSED):
                 self._connect_attach(cid, session)
             else:
