@@ -5,14 +5,13 @@ A read EOF is only the client's half-close (it finished sending stdin), never a 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+
+from essaim.api.tls import ByteReader, ByteWriter
 
 
 class HijackedStream:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffered: bytes
-    ) -> None:
+    def __init__(self, reader: ByteReader, writer: ByteWriter, buffered: bytes) -> None:
         self._reader = reader
         self._writer = writer
         self._buffered = buffered

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import logging
 import os
@@ -21,6 +22,8 @@ import h11
 from essaim.api.hijack import HijackedStream
 from essaim.api.request import ClientGone, QueryParams
 from essaim.api.responses import AnyResponse, HijackResponse, Response, StreamResponse
+from essaim.api.tls import ByteReader, ByteWriter
+from essaim.api.tls import accept as accept_tls
 from essaim.errors import InvalidParameter
 
 log = logging.getLogger(__name__)
@@ -33,8 +36,8 @@ class _Connection:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: ByteReader,
+        writer: ByteWriter,
         app: Application,
     ) -> None:
         self.reader = reader
@@ -300,10 +303,15 @@ class Server:
         # Unix socket files we created, with their inode: removed at close if still ours.
         self._socket_files: list[tuple[Path, int]] = []
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         # The connection runs in a task of ours, which close() cancels: the task asyncio
         # runs this callback in reports an error if it ends cancelled.
-        task = asyncio.ensure_future(_Connection(reader, writer, self.app).serve())
+        task = asyncio.ensure_future(self._serve(reader, writer, tls))
         self._connections.add(task)
         try:
             await task
@@ -313,6 +321,20 @@ class Server:
                 raise  # we are being cancelled ourselves, not just the connection
         finally:
             self._connections.discard(task)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: ssl.SSLContext | None
+    ) -> None:
+        if tls is None:
+            await _Connection(reader, writer, self.app).serve()
+            return
+        try:
+            tls_reader, tls_writer = await accept_tls(reader, writer, tls)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            log.debug("TLS handshake with %s failed: %s", writer.get_extra_info("peername"), exc)
+            writer.close()
+            return
+        await _Connection(tls_reader, tls_writer, self.app).serve()
 
     async def listen_unix(self, path: Path, mode: int = 0o660) -> None:
         """Listen on `path`; a stale socket file is replaced, a live one is refused."""
@@ -327,8 +349,10 @@ class Server:
         self._socket_files.append((path, os.stat(path).st_ino))
 
     async def listen_tcp(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        # TLS is ours (api/tls.py), not asyncio's: a client's half-close must not end
+        # the connection while a hijacked stream still has output to send.
         server = await asyncio.start_server(
-            self._on_client, host=host, port=port, ssl=tls, limit=READ_SIZE
+            functools.partial(self._on_client, tls=tls), host=host, port=port, limit=READ_SIZE
         )
         self._servers.append(server)
 
