@@ -986,6 +986,9 @@ def test_image_events_for_tag_untag_import_delete(daemon: EssaimDaemon, tmp_path
     ]
     for event in mine:
         assert event["Type"] == "image" and event["scope"] == "local"
+        # dockerd's legacy fields for image events: status and id, no from.
+        assert (event["status"], event["id"]) == (event["Action"], event["Actor"]["ID"])
+        assert "from" not in event
         assert event["time"] == event["timeNano"] // 1_000_000_000
         assert since <= event["timeNano"] / 1e9 <= until
     # The image's labels ride along while the image exists (not on delete).

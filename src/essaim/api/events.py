@@ -138,11 +138,11 @@ def event_wire(event: Event) -> dict[str, Any]:
         "time": event.time_nano // 1_000_000_000,
         "timeNano": event.time_nano,
     }
+    # The legacy fields older clients still read, for the two types dockerd fills them.
+    if event.type in ("container", "image"):
+        wire.update(status=event.action, id=event.actor_id)
     if event.type == "container":
-        # The legacy fields older clients still read.
-        wire.update(
-            status=event.action, id=event.actor_id, **{"from": event.attributes.get("image", "")}
-        )
+        wire["from"] = event.attributes.get("image", "")
     return wire
 
 
