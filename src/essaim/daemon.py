@@ -223,7 +223,7 @@ class Daemon:
                 debug=config.log_level == "debug",
             )
             router = Router()
-            SystemAPI(facts, containers, images).register(router)
+            SystemAPI(facts, containers, images, events).register(router)
             EventsAPI(events).register(router)
             ContainersAPI(containers).register(router)
             ImagesAPI(images, containers).register(router)

@@ -670,6 +670,26 @@ def test_info_reports_this_hosts_figures(daemon: EssaimDaemon) -> None:
     assert cli.stdout.split() == [str(os.cpu_count()), "overlay2", str(daemon.data_root)]
 
 
+def test_info_counts_event_listeners(daemon: EssaimDaemon) -> None:
+    def listeners() -> int:
+        count: int = call(daemon, "GET", "/info").json()["NEventsListener"]
+        return count
+
+    before = listeners()
+    stream = daemon.client().events(decode=True)
+    try:
+        deadline = time.monotonic() + 5
+        while listeners() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert listeners() == before + 1
+    finally:
+        stream.close()
+    deadline = time.monotonic() + 5
+    while listeners() != before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert listeners() == before
+
+
 def test_info_counts_follow_containers_and_images(daemon: EssaimDaemon) -> None:
     def counts() -> tuple[int, int, int, int, int]:
         info = call(daemon, "GET", "/info").json()

@@ -142,6 +142,11 @@ class _Connection:
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
         target = event.target.decode("latin-1")
         method = event.method.decode()
+        if "transfer-encoding" not in headers and headers.get("content-length", "0") == "0":
+            # No body: finish reading the request now, so a streamed reply can watch the
+            # connection for a hang-up (and let the producer go) from the first byte.
+            end = self.h11.next_event()
+            assert isinstance(end, h11.EndOfMessage), end
         response = await self.app.dispatch(method, target, headers, self._body_chunks)
         if isinstance(response, HijackResponse):
             # The request body (exec start's JSON) was read by the handler already.

@@ -19,6 +19,7 @@ from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.system import go_arch, host_info, tool_version
 from essaim.image.service import ImageService
 from essaim.model.container import PAUSED, RUNNING
+from essaim.store.events import EventBus
 
 PING_HEADERS = [
     ("Builder-Version", "1"),
@@ -48,7 +49,9 @@ class SystemAPI:
         facts: DaemonFacts,
         containers: ContainerService,
         images: ImageService,
+        events: EventBus,
     ) -> None:
+        self.events = events
         self.facts = facts
         self.containers = containers
         self.images = images
@@ -125,7 +128,7 @@ class SystemAPI:
                 "LoggingDriver": LOG_DRIVER,
                 "CgroupDriver": "cgroupfs",
                 "CgroupVersion": host.cgroup_version,
-                "NEventsListener": 0,
+                "NEventsListener": self.events.listeners(),
                 "KernelVersion": host.kernel_version,
                 "OperatingSystem": host.operating_system,
                 "OSVersion": host.os_version,

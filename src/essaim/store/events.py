@@ -72,6 +72,10 @@ class EventBus:
             subscriber.deliver(event)
         return event
 
+    def listeners(self) -> int:
+        """Open subscriptions (`docker info`'s NEventsListener)."""
+        return len(self._subscribers)
+
     def unsubscribe(self, subscription: _Subscription) -> None:
         self._subscribers.discard(subscription)
 
