@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 
 import pytest
 
@@ -116,3 +118,51 @@ def test_crun_is_offered_and_runs_or_reports_its_own_error(daemon: EssaimDaemon)
         assert result.returncode == 125
         assert "OCI runtime create failed" in result.stderr
     assert daemon.docker("ps", "-aq").stdout == before
+
+
+def _netns_inside(daemon: EssaimDaemon, *args: str) -> str:
+    result = daemon.docker("run", "--rm", *args, "busybox", "readlink", "/proc/self/ns/net")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_network_none_default_host_and_container(daemon: EssaimDaemon) -> None:
+    host_ns = os.readlink("/proc/self/ns/net")
+    assert _netns_inside(daemon, "--network", "host") == host_ns
+    hostname = daemon.docker("run", "--rm", "--network", "host", "busybox", "hostname")
+    assert hostname.stdout.strip() == socket.gethostname()
+    for mode in ("none", "default", "bridge"):
+        assert _netns_inside(daemon, "--network", mode) != host_ns
+    links = daemon.docker("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert [line.split(":")[1].strip() for line in links.stdout.splitlines()] == ["lo"]
+    holder = daemon.docker("run", "-d", "busybox", "sleep", "100").stdout.strip()
+    try:
+        pid = daemon.docker("inspect", "-f", "{{.State.Pid}}", holder).stdout.strip()
+        assert _netns_inside(daemon, "--network", f"container:{holder[:12]}") == os.readlink(
+            f"/proc/{pid}/ns/net"
+        )
+    finally:
+        daemon.docker("rm", "-f", holder)
+
+
+def test_network_errors_are_dockers(daemon: EssaimDaemon) -> None:
+    before = daemon.docker("ps", "-aq").stdout
+    missing = daemon.docker("run", "--rm", "--network", "nosuchnet", "busybox", "true")
+    assert missing.returncode == 125
+    assert "network nosuchnet not found" in missing.stderr
+    stopped = daemon.docker("create", "busybox", "true").stdout.strip()
+    try:
+        joined = daemon.docker(
+            "run", "--rm", "--network", f"container:{stopped}", "busybox", "true"
+        )
+        assert joined.returncode == 125
+        assert f"cannot join network of a non running container: {stopped}" in joined.stderr
+    finally:
+        daemon.docker("rm", stopped)
+    assert daemon.docker("ps", "-aq").stdout == before
+
+
+def test_pull_of_a_local_image_says_no_registry_was_asked(daemon: EssaimDaemon) -> None:
+    result = daemon.docker("pull", "busybox")
+    assert result.returncode == 0, result.stderr
+    assert "Using the local image busybox:latest" in result.stdout

@@ -277,10 +277,15 @@ class ImagesAPI:
                 f"pull access denied for {ref.familiar_name()}, repository does not exist or "
                 "may require 'docker login': denied: requested access to the resource is denied"
             ) from None
-        raise NotImplementedYet(
-            f"pulling from a registry is not supported by this engine yet; {wanted} is "
-            "available locally"
-        )
+        # Present here: what a pull must leave behind is here. No registry was asked,
+        # and the message says so. The CLI pulls on any 404 from create (a missing
+        # network, say) and then retries: a failure here would hide the real error.
+        return StreamResponse(
+            _one_message(
+                {"status": f"Using the local image {wanted}: pulling from registries is not "
+                 "supported by this engine yet"}
+            )
+        )  # fmt: skip
 
 
 async def _one_message(message: dict[str, Any]) -> AsyncIterator[bytes]:

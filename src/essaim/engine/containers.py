@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal as signals
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from essaim.engine.attach import AttachOptions, AttachSession, ClientStream
 from essaim.engine.hostfiles import host_file_mounts, write_host_files
 from essaim.engine.naming import generated_name, new_id, validate_name
+from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
 from essaim.engine.status import parse_rfc3339
 from essaim.errors import Conflict, EssaimError, InvalidParameter, NotFound, NotModified
 from essaim.image.service import ImageService
@@ -317,7 +319,12 @@ class ContainerService:
         config.user = config.user or image_config.user or ""
         config.labels = {**(image_config.labels or {}), **config.labels}
         config.stop_signal = config.stop_signal or image_config.stop_signal or ""
-        config.hostname = config.hostname or cid[:12]
+        network = parse_network_mode(host_config.network_mode)
+        if network.kind == CONTAINER:
+            # Stored by id, as dockerd does: a rename of the other one changes nothing.
+            host_config.network_mode = f"container:{self.get(network.container).id}"
+        host_network = network.kind == HOST
+        config.hostname = config.hostname or (socket.gethostname() if host_network else cid[:12])
         container = Container(
             id=cid,
             name=name,
@@ -337,8 +344,9 @@ class ContainerService:
         container_dir = self.root / cid
         try:
             await asyncio.get_running_loop().run_in_executor(
-                None, self._make_dir, container_dir, config.hostname, config.domainname
-            )
+                None, self._make_dir, container_dir, config.hostname, config.domainname,
+                host_network,
+            )  # fmt: skip
             await self._save(container)
         except BaseException:
             self._names.pop(name, None)
@@ -351,9 +359,9 @@ class ContainerService:
         return container
 
     @staticmethod
-    def _make_dir(container_dir: Path, hostname: str, domainname: str) -> None:
+    def _make_dir(container_dir: Path, hostname: str, domainname: str, host_network: bool) -> None:
         container_dir.mkdir(mode=0o710)
-        write_host_files(container_dir, hostname, domainname)
+        write_host_files(container_dir, hostname, domainname, host_network=host_network)
 
     # ---- start -------------------------------------------------------------------
 
@@ -429,8 +437,18 @@ class ContainerService:
 
     def _run_spec(self, container: Container, rootfs: Path) -> RunSpec:
         config, host = container.config, container.host_config
-        bundle = self.files(container.id).bundle
-        mounts = [bind_mount(src, dest) for src, dest in host_file_mounts(bundle)]
+        files_dir = self.files(container.id).bundle
+        network = parse_network_mode(host.network_mode)
+        namespace: str | None = ""  # a new one
+        if network.kind == HOST:
+            namespace = None
+        elif network.kind == CONTAINER:
+            other = self.get(network.container)
+            if other.state.status not in (RUNNING, PAUSED) or other.state.pid <= 0:
+                raise Conflict(f"cannot join network of a non running container: {other.id}")
+            namespace = f"/proc/{other.state.pid}/ns/net"
+            files_dir = self.files(other.id).bundle  # its names and resolvers too
+        mounts = [bind_mount(src, dest) for src, dest in host_file_mounts(files_dir)]
         rows, cols = host.console_size
         return RunSpec(
             container_id=container.id,
@@ -442,6 +460,7 @@ class ContainerService:
             tty=config.tty,
             open_stdin=config.open_stdin,
             hostname=config.hostname,
+            network_namespace=namespace,
             console_size=(rows, cols) if config.tty and rows and cols else None,
             cgroups_path=f"/{self.cgroup_parent}/{container.id}",
             mounts=mounts,

@@ -16,16 +16,26 @@ HOSTS_BASE = (
 )
 
 
-def write_host_files(container_dir: Path, hostname: str, domainname: str = "") -> None:
+def write_host_files(
+    container_dir: Path, hostname: str, domainname: str = "", *, host_network: bool = False
+) -> None:
+    """With the host's network the container sees the host's names and resolvers as
+    they are; in a namespace of its own, a loopback resolver of the host is useless."""
     (container_dir / "hostname").write_text(hostname + "\n")
-    (container_dir / "hosts").write_text(HOSTS_BASE)
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""
-    # A loopback resolver of the host is unreachable from the container's namespace.
-    lines = [ln for ln in resolv.splitlines() if not ln.strip().startswith("nameserver 127.")]
+    hosts = _read("/etc/hosts") if host_network else ""
+    (container_dir / "hosts").write_text(hosts or HOSTS_BASE)
+    resolv = _read("/etc/resolv.conf")
+    lines = resolv.splitlines()
+    if not host_network:
+        lines = [ln for ln in lines if not ln.strip().startswith("nameserver 127.")]
     (container_dir / "resolv.conf").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def host_file_mounts(container_dir: Path) -> list[tuple[str, str]]:
