@@ -1,0 +1,140 @@
+"""Creating images from layer tars: each layer stored as an uncompressed blob and
+unpacked into its snapshot, the image record built, its config and manifest written.
+
+Everything but `new_image` does I/O; all but `receive` blocks (run it in the executor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+
+import msgspec
+
+from essaim.image import archive, oci
+from essaim.image.content import ContentStore
+from essaim.image.layers import Layers
+from essaim.image.platform import host_platform
+from essaim.image.snapshot import Snapshotter
+from essaim.model.image import HistoryEntry, Image, ImageConfig
+
+_WRITE_BATCH = 1 << 20
+
+
+async def receive(chunks: AsyncIterator[bytes], path: Path, executor: Executor) -> None:
+    """Stream a request body to `path`, in batches, off the event loop."""
+    loop = asyncio.get_running_loop()
+    out = await loop.run_in_executor(executor, open, path, "wb")
+    try:
+        batch = bytearray()
+        async for chunk in chunks:
+            batch += chunk
+            if len(batch) >= _WRITE_BATCH:
+                data = bytes(batch)
+                batch.clear()
+                await loop.run_in_executor(executor, out.write, data)
+        if batch:
+            await loop.run_in_executor(executor, out.write, bytes(batch))
+    finally:
+        await loop.run_in_executor(executor, out.close)
+
+
+def ingest_layer(
+    content: ContentStore,
+    snapshots: Snapshotter,
+    layers: Layers,
+    layer: Path,
+    lower_diff_ids: Sequence[str],
+) -> tuple[str, int]:
+    """Store a layer tar (maybe compressed) as an uncompressed blob and unpack its
+    snapshot on top of `lower_diff_ids`; (diff id, unpacked size)."""
+    with layer.open("rb") as raw:
+        kind = archive.sniff_compression(raw.read(8))
+        raw.seek(0)
+        if kind == "none" and layer.parent == content.ingest_dir:
+            diff_id = None  # already on the blobs' filesystem: hashed and moved below
+        else:
+            with archive.open_decompressed(raw) as stream:
+                diff_id, _ = content.write_stream(stream)
+    if diff_id is None:
+        # Import bodies are ours to consume; a link keeps `layer` for its owner's cleanup.
+        linked = content.temp_file(".layer")
+        linked.unlink()
+        os.link(layer, linked)
+        diff_id, _ = content.adopt(linked)
+    chain = oci.chain_ids([*lower_diff_ids, diff_id])[-1]
+    try:
+        size = snapshots.unpack(chain, content.path(diff_id))
+    except BaseException:
+        # A layer that cannot be unpacked must not linger as an orphan blob.
+        if not layers.layer_blob_used(diff_id):
+            content.delete(diff_id)
+        raise
+    return diff_id, size
+
+
+def new_image(
+    new_layers: Sequence[tuple[str, int]],
+    *,
+    config: ImageConfig,
+    created: str,
+    history: list[HistoryEntry],
+    base: Image | None = None,
+    parent: str = "",
+    author: str = "",
+    comment: str = "",
+    docker_version: str = "",
+) -> Image:
+    """The record of an image made of `base`'s layers (if any) and `new_layers` (diff
+    id, size), on `base`'s platform or the host's; its id and manifest still unset."""
+    diff_ids = list(base.diff_ids) if base else []
+    layer_digests = list(base.layer_digests) if base else []
+    layer_sizes = list(base.layer_sizes) if base else []
+    for diff_id, size in new_layers:
+        diff_ids.append(diff_id)
+        layer_digests.append(diff_id)
+        layer_sizes.append(size)
+    architecture, variant, os_name = (
+        (base.architecture, base.variant, base.os) if base else host_platform()
+    )
+    return Image(
+        id="",
+        parent=parent,
+        created=created,
+        size=sum(layer_sizes),
+        layer_sizes=layer_sizes,
+        architecture=architecture,
+        variant=variant,
+        os=os_name,
+        author=author,
+        comment=comment,
+        docker_version=docker_version,
+        config=config,
+        diff_ids=diff_ids,
+        layer_digests=layer_digests,
+        history=history,
+    )
+
+
+def write_blobs(content: ContentStore, image: Image) -> Image:
+    """Write the config and manifest blobs; the image with its id and manifest."""
+    config_bytes = oci.encode_config(image)
+    image_id = content.write(config_bytes)
+    layers = [
+        oci.Descriptor(oci.OCI_LAYER, digest, content.size(digest))
+        for digest in image.layer_digests
+    ]
+    manifest = oci.encode_manifest(
+        oci.Descriptor(oci.OCI_CONFIG, image_id, len(config_bytes)), layers
+    )
+    manifest_digest = content.write(manifest)
+    return msgspec.structs.replace(image, id=image_id, manifest_digest=manifest_digest)
+
+
+def unlink_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

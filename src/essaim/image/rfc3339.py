@@ -1,0 +1,39 @@
+"""Image times as Go writes and reads them: RFC 3339 with up to nine fraction digits,
+written for `created` and tag times, read for the listing's filters and order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d{1,9})\d*)?([Zz]|[+-]\d\d:\d\d)"
+)
+
+
+def now_rfc3339() -> str:
+    """UTC now with nanoseconds, the way Go's RFC3339Nano writes `created` (trailing
+    zeros of the fraction dropped)."""
+    ns = time.time_ns()
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fraction:
+        text += f".{fraction:09d}".rstrip("0")
+    return text + "Z"
+
+
+def rfc3339_nano(value: str) -> int | None:
+    """Nanoseconds since the epoch of an RFC 3339 time with up to 9 fraction digits
+    (which `datetime` alone cannot read); None for an empty or unreadable value."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        return None
+    zone = "+00:00" if m.group(3) in ("Z", "z") else m.group(3)
+    try:
+        moment = _dt.datetime.fromisoformat(m.group(1).replace(" ", "T") + zone)
+    except ValueError:
+        return None
+    fraction = int((m.group(2) or "").ljust(9, "0"))
+    return int(moment.timestamp()) * 1_000_000_000 + fraction
