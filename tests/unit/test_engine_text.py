@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from essaim.engine.attach import DEFAULT_DETACH_KEYS, frame, parse_detach_keys
-from essaim.engine.containers import exit_code_for_start_error, parse_signal
 from essaim.engine.logs import format_time_nano, parse_line
 from essaim.engine.naming import generated_name, validate_name
+from essaim.engine.start import exit_code_for_start_error, start_error_message
 from essaim.engine.status import human_duration
-from essaim.errors import InvalidParameter
+from essaim.engine.stopping import parse_signal
+from essaim.errors import Conflict, InvalidParameter
+from essaim.runtime.base import RuntimeError_
 
 
 def test_k8s_file_lines_parse_with_partial_lines() -> None:
@@ -61,6 +63,15 @@ def test_start_errors_map_to_dockers_exit_codes() -> None:
     assert exit_code_for_start_error('exec: "x": executable file not found in $PATH') == 127
     assert exit_code_for_start_error("exec /etc/passwd: permission denied") == 126
     assert exit_code_for_start_error("something else") == 128
+
+
+def test_start_errors_read_as_dockerd_words_them() -> None:
+    refused = RuntimeError_('exec: "nope": executable file not found in $PATH')
+    assert start_error_message(refused) == (
+        "failed to create task for container: failed to create shim task: OCI runtime "
+        'create failed: exec: "nope": executable file not found in $PATH: unknown'
+    )
+    assert start_error_message(Conflict("cannot join network")) == "cannot join network"
 
 
 def test_names() -> None:

@@ -24,7 +24,7 @@ from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
 from essaim.engine.containers import ContainerService
 from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.logs import LogReader, format_time_nano
-from essaim.engine.status import parse_rfc3339, status_text
+from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
 from essaim.image.reference import familiar_name
 from essaim.model.container import (
@@ -38,6 +38,7 @@ from essaim.model.container import (
     HostConfig,
     RestartPolicy,
 )  # fmt: skip
+from essaim.model.rfc3339 import unix_seconds
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -259,7 +260,7 @@ def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]
         "Image": image,
         "ImageID": container.image_id,
         "Command": " ".join(argv),
-        "Created": int(parse_rfc3339(container.created)),
+        "Created": int(unix_seconds(container.created)),
         "Ports": [],
         "Labels": container.config.labels,
         "State": container.state.status,

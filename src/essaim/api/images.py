@@ -20,7 +20,8 @@ from essaim.engine.containers import ContainerService
 from essaim.errors import InvalidParameter, NotFound, NotImplementedYet
 from essaim.image import oci, reference
 from essaim.image.service import ImageListing, ImageService, ListQuery
-from essaim.model.image import Image, rfc3339_to_unix
+from essaim.model.image import Image
+from essaim.model.rfc3339 import unix_time
 
 LIST_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
 GRAPH_DRIVER = "overlay2"
@@ -207,7 +208,7 @@ class ImagesAPI:
             [
                 {
                     "Id": row.id,
-                    "Created": rfc3339_to_unix(row.created),
+                    "Created": unix_time(row.created),
                     "CreatedBy": row.created_by,
                     "Tags": row.tags or None,
                     "Size": row.size,

@@ -4,8 +4,6 @@ following Docker's go-units HumanDuration wording.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from essaim.model.container import (
     CREATED,
     DEAD,
@@ -16,6 +14,7 @@ from essaim.model.container import (
     RUNNING,
     Container,
 )  # fmt: skip
+from essaim.model.rfc3339 import unix_seconds
 
 
 def human_duration(seconds: float) -> str:
@@ -44,20 +43,13 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365} years"
 
 
-def parse_rfc3339(stamp: str) -> float:
-    """Seconds since the epoch for our stored timestamps (nanoseconds trimmed)."""
-    main, _, frac = stamp.rstrip("Z").partition(".")
-    when = datetime.fromisoformat(main + "+00:00").timestamp()
-    return when + (float("0." + frac[:6]) if frac else 0.0)
-
-
 def status_text(container: Container, now: float) -> str:
     state = container.state
     if state.status in (RUNNING, PAUSED):
-        text = "Up " + human_duration(now - parse_rfc3339(state.started_at))
+        text = "Up " + human_duration(now - unix_seconds(state.started_at))
         return text + " (Paused)" if state.status == PAUSED else text
     if state.status == RESTARTING:
-        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        ago = human_duration(now - unix_seconds(state.finished_at))
         return f"Restarting ({state.exit_code}) {ago} ago"
     if state.status == REMOVING:
         return "Removal In Progress"
@@ -66,6 +58,6 @@ def status_text(container: Container, now: float) -> str:
     if state.status == CREATED:
         return "Created"
     if state.status == EXITED:
-        ago = human_duration(now - parse_rfc3339(state.finished_at))
+        ago = human_duration(now - unix_seconds(state.finished_at))
         return f"Exited ({state.exit_code}) {ago} ago"
     return state.status

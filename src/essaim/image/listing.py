@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from essaim.image import reference
 from essaim.image.reference import Reference
-from essaim.image.rfc3339 import rfc3339_nano
 from essaim.model.image import Image
+from essaim.model.rfc3339 import rfc3339_nano
 
 
 @dataclass(frozen=True, slots=True)

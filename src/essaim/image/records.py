@@ -12,8 +12,8 @@ import msgspec
 
 from essaim.image.index import ImageIndex
 from essaim.image.reference import Reference
-from essaim.image.rfc3339 import now_rfc3339
 from essaim.model.image import Image, TagRecord
+from essaim.model.rfc3339 import now_rfc3339
 from essaim.store.base import Store, Transaction
 from essaim.store.events import EventBus
 

@@ -27,9 +27,9 @@ from essaim.image.listing import ImageListing, ListQuery, list_images, newest_fi
 from essaim.image.records import IMAGES, TAGS, ImageRecords
 from essaim.image.reference import Reference
 from essaim.image.removal import ContainerUsers, ImageFacts, short_id
-from essaim.image.rfc3339 import now_rfc3339, rfc3339_nano
 from essaim.image.snapshot import Snapshotter, unmount_overlay
 from essaim.model.image import HistoryEntry, Image, ImageConfig
+from essaim.model.rfc3339 import now_rfc3339, rfc3339_nano
 from essaim.store.base import Store
 from essaim.store.events import EventBus
 

@@ -5,10 +5,11 @@ Pure data; the OCI config JSON that the image id is the digest of lives in `imag
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 
 import msgspec
+
+from essaim.model.rfc3339 import unix_time
 
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -82,25 +83,10 @@ class Image(msgspec.Struct, kw_only=True):
 
     @property
     def created_unix(self) -> int:
-        return rfc3339_to_unix(self.created)
+        return unix_time(self.created)
 
 
 class TagRecord(msgspec.Struct, kw_only=True):
     """What a normalised reference (`repo:tag` or `repo@digest`) points to."""
 
     image_id: str
-
-
-def rfc3339_to_unix(value: str) -> int:
-    """Seconds since the epoch; Docker's timestamps carry up to 9 fraction digits, which
-    `datetime` cannot parse, so the fraction is dropped first. Empty or bad: 0."""
-    if not value:
-        return 0
-    text = _FRACTION.sub("", value, count=1).replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        moment = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        return 0
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.UTC)
-    return int(moment.timestamp())

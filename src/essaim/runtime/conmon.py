@@ -12,10 +12,9 @@ import os
 import shutil
 import signal
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
-from essaim.errors import SystemError_
+from essaim.runtime.base import ContainerFiles, RuntimeError_, Started
 
 log = logging.getLogger(__name__)
 
@@ -28,50 +27,9 @@ EXEC_FIFO = "exec.fifo"
 EXEC_FIFO_TIMEOUT = 2.0
 
 
-class RuntimeError_(SystemError_):
-    """The OCI runtime refused: the message is the runtime's own (users grep it)."""
-
-
-@dataclass
-class ContainerFiles:
-    """Where one container's runtime files live (the bundle is the container dir)."""
-
-    bundle: Path
-
-    @property
-    def config(self) -> Path:
-        return self.bundle / "config.json"
-
-    @property
-    def log(self) -> Path:
-        return self.bundle / "container.log"
-
-    @property
-    def conmon_pid(self) -> Path:
-        return self.bundle / "conmon.pid"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.bundle / "pidfile"
-
-    @property
-    def exit_dir(self) -> Path:
-        return self.bundle / "exit"
-
-    @property
-    def ctl(self) -> Path:
-        return self.bundle / "ctl"
-
-
-@dataclass
-class Started:
-    """A container process under conmon: `pid` is the container's init."""
-
-    pid: int
-    conmon_pid: int
-
-
 class ConmonRuntime:
+    """The `OCIRuntime` of a runc-compatible runtime under conmon."""
+
     def __init__(
         self,
         *,

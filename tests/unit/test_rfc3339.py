@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from essaim.image.rfc3339 import now_rfc3339, rfc3339_nano
+from essaim.model.rfc3339 import now_rfc3339, rfc3339_nano
 
 EPOCH_2024 = 1_704_067_200 * 1_000_000_000  # 2024-01-01T00:00:00Z
 

@@ -1,5 +1,5 @@
-"""Image times as Go writes and reads them: RFC 3339 with up to nine fraction digits,
-written for `created` and tag times, read for the listing's filters and order.
+"""Times as Go writes and reads them: RFC 3339 with up to nine fraction digits, for
+containers' and images' timestamps (`Created`, `StartedAt`, tag times) and filters.
 """
 
 from __future__ import annotations
@@ -37,3 +37,16 @@ def rfc3339_nano(value: str) -> int | None:
         return None
     fraction = int((m.group(2) or "").ljust(9, "0"))
     return int(moment.timestamp()) * 1_000_000_000 + fraction
+
+
+def unix_seconds(value: str) -> float:
+    """Seconds since the epoch, with the fraction; 0.0 for an empty or unreadable value
+    (Docker's zero time reads as far in the past, which callers treat alike)."""
+    nano = rfc3339_nano(value)
+    return 0.0 if nano is None else nano / 1_000_000_000
+
+
+def unix_time(value: str) -> int:
+    """Whole seconds since the epoch, as list endpoints show `Created`; 0 if unreadable."""
+    nano = rfc3339_nano(value)
+    return 0 if nano is None else nano // 1_000_000_000

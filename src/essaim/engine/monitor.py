@@ -1,0 +1,126 @@
+"""Running containers until they exit: each watched through its conmon, its exit recorded
+(waits, events, `--rm`), its restart policy applied, and taken up again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from essaim.engine.container_events import ContainerEvents
+from essaim.engine.index import ContainerIndex
+from essaim.engine.removal import Removal
+from essaim.engine.restart_policy import restart_delay, should_restart
+from essaim.engine.start import Starter
+from essaim.engine.storage import ContainerStorage
+from essaim.engine.tasks import BackgroundTasks
+from essaim.engine.waiters import ExitWaiters, answer
+from essaim.errors import EssaimError
+from essaim.model.container import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container
+from essaim.model.rfc3339 import now_rfc3339, unix_seconds
+from essaim.runtime.conmon import conmon_alive, read_exit_code, wait_for_pid_exit
+
+log = logging.getLogger(__name__)
+
+
+class ExitMonitor:
+    def __init__(
+        self,
+        *,
+        index: ContainerIndex,
+        storage: ContainerStorage,
+        events: ContainerEvents,
+        waiters: ExitWaiters,
+        tasks: BackgroundTasks,
+        starter: Starter,
+        removal: Removal,
+    ) -> None:
+        self.index = index
+        self.storage = storage
+        self.events = events
+        self.waiters = waiters
+        self.tasks = tasks
+        self.starter = starter
+        self.removal = removal
+
+    async def run(self, container: Container) -> None:
+        """Start the container (its lock held) and watch it until it exits."""
+        started = await self.starter.start(container)
+        self._watch(container.id, started.conmon_pid)
+
+    async def readopt(self, container: Container) -> None:
+        """At start-up: watch a container that kept running while we were away, record
+        the exit of one that did not, finish a removal a crash cut short."""
+        state = container.state
+        if state.status == REMOVING:
+            await self.removal.finish(container)
+            return
+        if state.status not in (RUNNING, PAUSED, RESTARTING):
+            return
+        if conmon_alive(state.conmon_pid, container.id):
+            log.info("re-adopted running container %s", container.id[:12])
+            self._watch(container.id, state.conmon_pid)
+            return
+        # It ended while we were away: conmon left its exit code on disk.
+        code = read_exit_code(self.storage.files(container.id), container.id)
+        await self._on_exit(container.id, 255 if code is None else code)
+
+    def _watch(self, cid: str, conmon_pid: int) -> None:
+        self.tasks.spawn(self._monitor(cid, conmon_pid), f"monitor-{cid}")
+
+    async def _monitor(self, cid: str, conmon_pid: int) -> None:
+        await wait_for_pid_exit(conmon_pid)
+        code = read_exit_code(self.storage.files(cid), cid)
+        await self._on_exit(cid, 255 if code is None else code)
+
+    async def _on_exit(self, cid: str, exit_code: int) -> None:
+        container = self.index.find(cid)
+        if container is None:
+            return
+        async with self.index.lock(cid):
+            state = container.state
+            # An auto-removed container goes straight to removal: one record write, and
+            # a crash before the end finds it REMOVING and finishes the job at start-up.
+            state.status = REMOVING if container.host_config.auto_remove else EXITED
+            state.exit_code = exit_code
+            state.pid = 0
+            state.conmon_pid = 0
+            state.finished_at = now_rfc3339()
+            state.oom_killed = (self.storage.files(cid).bundle / "oom").exists()
+            # This exit answers the waits registered before it; a `next-exit` wait that
+            # arrives while the record is saved already sees it stopped: it is for the next run.
+            answered = self.waiters.take_next_exit(cid)
+            await self.index.save(container)
+            ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
+            self.events.publish(
+                container, "die", exitCode=str(exit_code), execDuration=str(max(0, int(ran_for)))
+            )
+            answer(answered, exit_code)
+            if container.host_config.auto_remove:
+                await self.removal.finish(container)
+                return
+            await self.storage.release_run(container)
+            if should_restart(container.host_config.restart_policy, state):
+                self.tasks.spawn(self._restart_later(container), f"restart-{cid}")
+
+    async def _restart_later(self, container: Container) -> None:
+        cid = container.id
+        ran_for = time.time() - unix_seconds(container.state.started_at)
+        delay = restart_delay(container.state.restart_count, ran_for)
+        container.state.status = RESTARTING
+        await self.index.save(container)
+        await asyncio.sleep(delay)
+        async with self.index.lock(cid):
+            current = self.index.find(cid)
+            if current is None or current.state.status != RESTARTING:
+                return
+            current.state.restart_count += 1
+            try:
+                await self.run(current)
+            except EssaimError as exc:
+                log.warning("restart of %s failed: %s", cid[:12], exc.message)
+                current.state.status = EXITED
+                await self.index.save(current)
+                return
+        self.events.publish(current, "restart")

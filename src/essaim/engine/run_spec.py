@@ -1,0 +1,71 @@
+"""The RunSpec of one run of a container: its record translated for the OCI config
+builder, with the network namespace its `--network` mode asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from essaim.engine.hostfiles import host_file_mounts
+from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
+from essaim.errors import Conflict
+from essaim.model.container import PAUSED, RUNNING, Container
+from essaim.runtime.mounts import bind_mount
+from essaim.runtime.rlimits import Ulimit
+from essaim.runtime.spec import RunSpec
+
+
+def run_spec(
+    container: Container,
+    rootfs: Path,
+    *,
+    containers_root: Path,
+    cgroup_parent: str,
+    lookup: Callable[[str], Container],
+) -> RunSpec:
+    """`containers_root` holds each container's directory (for the host files it
+    bind-mounts); `lookup` finds the container a `container:<x>` network mode names."""
+    config, host = container.config, container.host_config
+    files_dir = containers_root / container.id
+    network = parse_network_mode(host.network_mode)
+    namespace: str | None = ""  # a new one
+    if network.kind == HOST:
+        namespace = None
+    elif network.kind == CONTAINER:
+        other = lookup(network.container)
+        if other.state.status not in (RUNNING, PAUSED) or other.state.pid <= 0:
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        namespace = f"/proc/{other.state.pid}/ns/net"
+        files_dir = containers_root / other.id  # its names and resolvers too
+    mounts = [bind_mount(src, dest) for src, dest in host_file_mounts(files_dir)]
+    rows, cols = host.console_size
+    return RunSpec(
+        container_id=container.id,
+        rootfs=str(rootfs),
+        args=[container.path, *container.args],
+        env=config.env,
+        cwd=config.working_dir or "/",
+        user=config.user,
+        tty=config.tty,
+        open_stdin=config.open_stdin,
+        hostname=config.hostname,
+        network_namespace=namespace,
+        console_size=(rows, cols) if config.tty and rows and cols else None,
+        cgroups_path=f"/{cgroup_parent}/{container.id}",
+        mounts=mounts,
+        readonly_rootfs=host.readonly_rootfs,
+        privileged=host.privileged,
+        cap_add=host.cap_add,
+        cap_drop=host.cap_drop,
+        security_opt=host.security_opt,
+        memory=host.memory,
+        memory_swap=host.memory_swap,
+        nano_cpus=host.nano_cpus,
+        cpu_shares=host.cpu_shares,
+        cpu_quota=host.cpu_quota,
+        cpu_period=host.cpu_period,
+        pids_limit=host.pids_limit,
+        ulimits=[Ulimit(name=n, soft=s, hard=h) for n, s, h in host.ulimits],
+        oom_score_adj=host.oom_score_adj,
+    )
