@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from essaim.errors import InvalidParameter
 from essaim.image import ingest, oci
-from essaim.image.content import ContentStore
-from essaim.image.index import ImageIndex
-from essaim.image.layers import Layers
-from essaim.image.snapshot import Snapshotter
 from essaim.model.image import HistoryEntry, Image, ImageConfig
+from tests.unit.image_disk import Disk as SharedDisk
+from tests.unit.image_disk import layer_tar
 
 
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class Disk:
-    def __init__(self, root: Path) -> None:
-        self.index = ImageIndex()
-        self.content = ContentStore(root / "content")
-        self.snapshots = Snapshotter(root / "snapshots")
-        self.layers = Layers(self.index, self.content, self.snapshots)
-
+class Disk(SharedDisk):
     def ingest(self, layer: Path, lower: list[str] | None = None) -> tuple[str, int]:
         return ingest.ingest_layer(self.content, self.snapshots, self.layers, layer, lower or [])
 

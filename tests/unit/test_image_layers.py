@@ -3,40 +3,19 @@ containers holding theirs past a forced `rmi`), what a delete leaves, and the sw
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from essaim.errors import SystemError_
 from essaim.image import oci
-from essaim.image.content import ContentStore
-from essaim.image.index import ImageIndex
-from essaim.image.layers import HeldLayers, Layers
-from essaim.image.snapshot import Snapshotter
+from essaim.image.layers import HeldLayers
 from essaim.model.image import Image
+from tests.unit.image_disk import Disk as SharedDisk
+from tests.unit.image_disk import layer_tar
 
 
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class Disk:
-    """An index, a content store and snapshots in a temporary directory."""
-
-    def __init__(self, root: Path) -> None:
-        self.index = ImageIndex()
-        self.content = ContentStore(root / "content")
-        self.snapshots = Snapshotter(root / "snapshots")
-        self.layers = Layers(self.index, self.content, self.snapshots)
-
+class Disk(SharedDisk):
     def image(self, n: int, *layer_files: dict[str, bytes]) -> Image:
         """An image of these layers, its blobs and snapshots on disk, in the index."""
         diff_ids = [self.content.write(layer_tar(files)) for files in layer_files]
