@@ -38,3 +38,20 @@ def test_kill9_restart_readopts_three_containers(own_daemon: EssaimDaemon) -> No
     assert d.docker("wait", "ticker").stdout.strip() == "137"
     assert d.docker("stop", "-t", "1", "sleeper").returncode == 0
     assert d.docker("inspect", "-f", "{{.State.ExitCode}}", "sleeper").stdout.strip() == "137"
+
+
+def test_auto_removed_container_that_ended_meanwhile_is_removed_at_start(
+    own_daemon: EssaimDaemon,
+) -> None:
+    d = own_daemon
+    run = d.docker("run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1; exit 3")
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    d.kill9()
+    time.sleep(1.5)  # it exits while no daemon watches
+    d.start()
+    deadline = time.monotonic() + 10
+    while d.docker("ps", "-aq", "--no-trunc").stdout.split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert d.docker("ps", "-aq", "--no-trunc").stdout.split() == []
+    assert not (d.data_root / "containers" / cid).exists()

@@ -80,8 +80,9 @@ class ExitMonitor:
             return
         async with self.index.lock(cid):
             state = container.state
-            # An auto-removed container goes straight to removal: one record write, and
-            # a crash before the end finds it REMOVING and finishes the job at start-up.
+            # An auto-removed container goes straight to removal, and its record is not
+            # rewritten first: a crash before the removal ends finds it RUNNING with its
+            # conmon gone, reads the exit code from disk and removes it then.
             state.status = REMOVING if container.host_config.auto_remove else EXITED
             state.exit_code = exit_code
             state.pid = 0
@@ -91,7 +92,8 @@ class ExitMonitor:
             # This exit answers the waits registered before it; a `next-exit` wait that
             # arrives while the record is saved already sees it stopped: it is for the next run.
             answered = self.waiters.take_next_exit(cid)
-            await self.index.save(container)
+            if not container.host_config.auto_remove:
+                await self.index.save(container)
             ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
             self.events.publish(
                 container, "die", exitCode=str(exit_code), execDuration=str(max(0, int(ran_for)))
