@@ -131,15 +131,28 @@ class EssaimDaemon:
         for rootfs in self.data_root.glob("containers/*/rootfs"):
             subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, check=False)
         self._kill_cgroup_processes()
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            parent = hierarchy / self.cgroup_parent
-            if parent.is_dir():
-                for child in parent.iterdir():
-                    if child.is_dir():
-                        with contextlib.suppress(OSError):
-                            child.rmdir()
+        self._remove_cgroups()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _remove_cgroups(self) -> None:
+        """This daemon's cgroup subtree in every hierarchy; a cgroup whose last process
+        just died can refuse rmdir (EBUSY) for a moment, so it is tried again."""
+        deadline = time.monotonic() + 5
+        while True:
+            parents = [
+                h / self.cgroup_parent
+                for h in Path("/sys/fs/cgroup").iterdir()
+                if (h / self.cgroup_parent).is_dir()
+            ]
+            for parent in parents:
+                for child in [c for c in parent.iterdir() if c.is_dir()]:
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
                 with contextlib.suppress(OSError):
                     parent.rmdir()
+            if not any(p.is_dir() for p in parents) or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     def _kill_cgroup_processes(self) -> None:
         """Containers left running on purpose (a test stopped the daemon) or orphaned by
@@ -157,4 +170,3 @@ class EssaimDaemon:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.05)
-        shutil.rmtree(self.root, ignore_errors=True)
