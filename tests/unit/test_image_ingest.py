@@ -115,3 +115,25 @@ def test_write_blobs_names_the_image_by_its_config(disk: Disk, tmp_path: Path) -
     manifest = json.loads(disk.content.read(image.manifest_digest))
     assert manifest["config"]["digest"] == image.id
     assert [layer["digest"] for layer in manifest["layers"]] == [diff_id]
+
+
+def test_what_a_concurrent_rmi_took_is_put_back_before_indexing(disk: Disk, tmp_path: Path) -> None:
+    """An rmi of another image sharing the layer ran while this one was being made, and
+    removed its snapshot, blob and (identical image) config: all come back."""
+    lower_tar = tmp_path / "lower.tar"
+    lower_tar.write_bytes(layer_tar({"a": b"lower"}))
+    upper_tar = tmp_path / "upper.tar"
+    upper_tar.write_bytes(layer_tar({"b": b"upper"}))
+    lower = disk.ingest(lower_tar)
+    upper = disk.ingest(upper_tar, [lower[0]])
+    draft = ingest.new_image([lower, upper], config=ImageConfig(), created="t", history=[])
+    image = ingest.write_blobs(disk.content, draft)
+    chains = oci.chain_ids(image.diff_ids)
+    disk.snapshots.remove(chains[0])  # blob kept: unpacked again from it
+    disk.snapshots.remove(chains[1])
+    disk.content.delete(upper[0])  # blob gone too: ingested again from the tar
+    disk.content.delete(image.id)
+    ingest.ensure_on_disk(disk.content, disk.snapshots, disk.layers, image, [upper_tar])
+    assert all(disk.snapshots.exists(chain) for chain in chains)
+    assert disk.content.has(upper[0]) and disk.content.has(image.id)
+    assert (disk.snapshots.fs(chains[1]) / "b").read_bytes() == b"upper"

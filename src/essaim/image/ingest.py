@@ -135,6 +135,33 @@ def write_blobs(content: ContentStore, image: Image) -> Image:
     return msgspec.structs.replace(image, id=image_id, manifest_digest=manifest_digest)
 
 
+def ensure_on_disk(
+    content: ContentStore,
+    snapshots: Snapshotter,
+    layers: Layers,
+    image: Image,
+    new_layer_tars: Sequence[Path],
+) -> None:
+    """Make sure everything `image` needs is on disk, under the image lock, just before
+    it is indexed: a concurrent `rmi` of an image sharing a layer may have removed a
+    snapshot or blob this image's ingest had just written (no image used it yet).
+    Missing snapshots are unpacked from their blob; a missing new layer blob is ingested
+    again from its tar; config and manifest are written again (same bytes, same ids)."""
+    chains = oci.chain_ids(image.diff_ids)
+    first_new = len(image.diff_ids) - len(new_layer_tars)
+    for i, chain in enumerate(chains):
+        digest = image.layer_digests[i]
+        if not content.has(digest):
+            if i < first_new:
+                raise FileNotFoundError(f"layer {digest} of the base image is gone")
+            ingest_layer(content, snapshots, layers, new_layer_tars[i - first_new],
+                         image.diff_ids[:i])  # fmt: skip
+        elif not snapshots.exists(chain):
+            snapshots.unpack(chain, content.path(digest))
+    if not (content.has(image.id) and content.has(image.manifest_digest)):
+        write_blobs(content, image)
+
+
 def unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

@@ -347,6 +347,10 @@ class ImageService:
         )
         image = await self.run_blocking(ingest.write_blobs, self.content, image)
         async with self._lock:
+            await self.run_blocking(
+                ingest.ensure_on_disk, self.content, self.snapshots, self._layers, image,
+                layer_tars,
+            )  # fmt: skip
             if image.id not in self._index:
                 await self._records.set_refs(image.id, tags, new_image=image)
             elif tags:
