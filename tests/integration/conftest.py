@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -24,33 +25,36 @@ def _skip_reason() -> str | None:
     return f"missing {', '.join(missing)}" if missing else None
 
 
-def _new_daemon() -> EssaimDaemon:
+def new_root() -> Path:
+    """A private root for one daemon, or a skip when this machine cannot run one."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     # Short paths: conmon's attach socket path must fit in sun_path.
-    root = Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))
-    daemon = EssaimDaemon(root)
-    daemon.seed_busybox()
-    return daemon
+    return Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))
+
+
+D = TypeVar("D", bound=EssaimDaemon)
+
+
+def running(daemon: D, prepare: Callable[[D], None] | None = None) -> Iterator[D]:
+    """Prepare, seed and start `daemon`, hand it over, and remove all it made after."""
+    try:
+        if prepare is not None:
+            prepare(daemon)
+        daemon.seed_busybox()
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.cleanup()
 
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[EssaimDaemon]:
-    d = _new_daemon()
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+    yield from running(EssaimDaemon(new_root()))
 
 
 @pytest.fixture
 def own_daemon() -> Iterator[EssaimDaemon]:
     """A daemon for one test alone (tests that kill or restart it)."""
-    d = _new_daemon()
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+    yield from running(EssaimDaemon(new_root()))

@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from essaim.daemon import parse_args
-from tests.integration.conftest import _skip_reason
+from tests.integration.conftest import new_root, running
 from tests.integration.daemon import VENV_BIN, EssaimDaemon
 from tests.integration.test_api_server import RawClient
 
@@ -47,16 +46,7 @@ class ConfiguredDaemon(EssaimDaemon):
 
 @pytest.fixture
 def configured() -> Iterator[ConfiguredDaemon]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    d = ConfiguredDaemon(Path(tempfile.mkdtemp(prefix="es-", dir="/tmp")))
-    d.seed_busybox()
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+    yield from running(ConfiguredDaemon(new_root()))
 
 
 def ok(result: object) -> str:
@@ -183,7 +173,7 @@ def test_second_daemon_on_the_same_data_root_is_refused(own_daemon: EssaimDaemon
 
 def test_a_live_socket_is_not_taken_over_by_another_daemon(own_daemon: EssaimDaemon) -> None:
     d = own_daemon
-    other = Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))
+    other = new_root()
     try:
         second = run_essaimd(
             "-H", d.host, "--data-root", str(other / "data"), "--exec-root", str(other / "run"),
@@ -199,10 +189,7 @@ def test_a_live_socket_is_not_taken_over_by_another_daemon(own_daemon: EssaimDae
 
 
 def test_a_pidfile_naming_a_live_process_is_refused() -> None:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = Path(tempfile.mkdtemp(prefix="es-", dir="/tmp"))
+    root = new_root()
     try:
         pidfile = root / "essaimd.pid"
         pidfile.write_text(f"{os.getpid()}\n")  # this test process: alive

@@ -9,14 +9,13 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import _skip_reason
+from tests.integration.conftest import new_root, running
 from tests.integration.daemon import VENV_BIN, EssaimDaemon, Result
 
 
@@ -91,18 +90,14 @@ class TlsDaemon(EssaimDaemon):
 
 @pytest.fixture(scope="module")
 def tls_daemon() -> Iterator[TlsDaemon]:
-    reason = _skip_reason() or (None if shutil.which("openssl") else "missing openssl")
-    if reason:
-        pytest.skip(reason)
-    d = TlsDaemon(Path(tempfile.mkdtemp(prefix="es-", dir="/tmp")), port=free_port())
-    d.certs.mkdir(parents=True)
-    make_certificates(d.certs)
-    d.seed_busybox()
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+    if shutil.which("openssl") is None:
+        pytest.skip("missing openssl")
+
+    def prepare(d: TlsDaemon) -> None:
+        d.certs.mkdir(parents=True)
+        make_certificates(d.certs)
+
+    yield from running(TlsDaemon(new_root(), port=free_port()), prepare)
 
 
 def test_run_over_tls_prints_its_output_and_exit_code(tls_daemon: TlsDaemon) -> None:

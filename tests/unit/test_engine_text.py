@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from essaim.engine.attach import DEFAULT_DETACH_KEYS, frame, parse_detach_keys
-from essaim.engine.logs import format_time_nano, parse_line
+from essaim.engine.logs import parse_line
 from essaim.engine.naming import generated_name, validate_name
 from essaim.engine.start import exit_code_for_start_error, start_error_message
 from essaim.engine.status import human_duration
 from essaim.engine.stopping import parse_signal
 from essaim.errors import Conflict, InvalidParameter
+from essaim.model.rfc3339 import format_rfc3339_nano as format_time_nano
 from essaim.runtime.base import RuntimeError_
 
 

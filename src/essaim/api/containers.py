@@ -23,7 +23,7 @@ from essaim.api.router import Router
 from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
 from essaim.engine.containers import ContainerService
 from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
-from essaim.engine.logs import LogReader, format_time_nano
+from essaim.engine.logs import LogReader
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
 from essaim.image.reference import familiar_name
@@ -38,7 +38,7 @@ from essaim.model.container import (
     HostConfig,
     RestartPolicy,
 )  # fmt: skip
-from essaim.model.rfc3339 import unix_seconds
+from essaim.model.rfc3339 import format_rfc3339_nano, unix_seconds
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -389,8 +389,8 @@ class ContainersAPI:
             tail = None if tail_raw == "all" else max(0, int(tail_raw))
         except ValueError:
             tail = None
-        since = _nano(q.get("since")) or 0
-        until = _nano(q.get("until"))
+        since = q.get_unix_nano("since") or 0
+        until = q.get_unix_nano("until")
         timestamps = q.get_bool("timestamps")
         tty = container.config.tty
         cid = container.id
@@ -414,22 +414,12 @@ class ContainersAPI:
                     continue
                 data = entry.data
                 if timestamps:
-                    data = format_time_nano(entry.time_nano).encode() + b" " + data
+                    data = format_rfc3339_nano(entry.time_nano).encode() + b" " + data
                 yield data if tty else frame(1 if entry.stream == "stdout" else 2, data)
             await asyncio.sleep(0)
 
         content = RAW_STREAM if tty else MULTIPLEXED
         return StreamResponse(produce(), content)
-
-
-def _nano(value: str | None) -> int | None:
-    if not value:
-        return None
-    seconds, _, frac = value.partition(".")
-    try:
-        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
-    except ValueError:
-        raise InvalidParameter(f"invalid time value: {value}") from None
 
 
 def _list_match(c: Container, filters: Filters) -> bool:

@@ -38,8 +38,8 @@ class EventsAPI:
     async def stream(self, req: Request) -> AnyResponse:
         filters = Filters.parse(req.query.get("filters"))
         filters.validate(EVENT_FILTERS)
-        since = event_time(req.query.get("since"), "since")
-        until = event_time(req.query.get("until"), "until")
+        since = req.query.get_unix_nano("since")
+        until = req.query.get_unix_nano("until")
         if since is not None and until is not None and until < since:
             raise InvalidParameter(
                 f"`since` time ({req.query.get('since')}) cannot be after "
@@ -76,17 +76,6 @@ class EventsAPI:
                     yield _line(event)
         finally:
             await subscription.aclose()  # type: ignore[attr-defined]
-
-
-def event_time(value: str | None, name: str) -> int | None:
-    """`since`/`until` in nanoseconds: unix seconds with an optional fraction (the CLI
-    turns durations and RFC 3339 times into this form before sending)."""
-    if not value:
-        return None
-    seconds, _, frac = value.partition(".")
-    if not seconds.lstrip("-").isdigit() or (frac and not frac.isdigit()):
-        raise InvalidParameter(f"invalid value for {name}: {value!r}")
-    return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def _prefix_match(filters: Filters, key: str, *candidates: str) -> bool:

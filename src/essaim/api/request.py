@@ -52,6 +52,17 @@ class QueryParams:
         except ValueError:
             raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
 
+    def get_unix_nano(self, name: str) -> int | None:
+        """A `since`/`until` value in ns: Unix seconds with an optional fraction, the
+        form the CLI and the SDK send (they turn durations and dates into it)."""
+        value = self.get(name)
+        if not value:
+            return None
+        seconds, _, fraction = value.partition(".")
+        if not seconds.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
+            raise InvalidParameter(f"invalid value for {name}: {json.dumps(value)}")
+        return int(seconds) * 1_000_000_000 + int(fraction[:9].ljust(9, "0"))
+
     def get_json(self, name: str) -> Any:
         value = self.get(name)
         if not value:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from essaim.model.rfc3339 import rfc3339_nano
 
 DRIVER_NAME = "json-file"
 FOLLOW_POLL = 0.05
@@ -25,36 +26,6 @@ class LogEntry:
     time_nano: int
 
 
-def parse_time_nano(stamp: bytes) -> int:
-    """RFC 3339 with nanoseconds and an offset, as conmon writes it, to unix nanoseconds."""
-    text = stamp.decode()
-    main, _, rest = text.partition(".")
-    frac = ""
-    offset = ""
-    for i, ch in enumerate(rest):
-        if not ch.isdigit():
-            frac, offset = rest[:i], rest[i:]
-            break
-    else:
-        frac = rest
-    if not rest:
-        # No fraction: the offset follows the seconds directly.
-        main, offset = text[:19], text[19:]
-    if offset in ("Z", ""):
-        offset = "+00:00"
-    seconds = datetime.fromisoformat(main + offset).timestamp()
-    nanos = int((frac + "000000000")[:9])
-    return int(seconds) * 1_000_000_000 + nanos
-
-
-def format_time_nano(nanos: int) -> str:
-    """Docker's RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
-    seconds, frac = divmod(nanos, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    digits = f"{frac:09d}".rstrip("0")
-    return f"{base}.{digits}Z" if digits else f"{base}Z"
-
-
 def parse_line(line: bytes) -> LogEntry | None:
     parts = line.split(b" ", 3)
     if len(parts) < 3:
@@ -63,9 +34,8 @@ def parse_line(line: bytes) -> LogEntry | None:
     text = parts[3] if len(parts) == 4 else b""
     if text.endswith(b"\n"):
         text = text[:-1]
-    try:
-        when = parse_time_nano(stamp)
-    except ValueError:
+    when = rfc3339_nano(stamp.decode(errors="replace"))
+    if when is None:
         return None
     full = tag == b"F"
     return LogEntry(stream.decode(), text + (b"\n" if full else b""), when)

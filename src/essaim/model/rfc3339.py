@@ -13,15 +13,19 @@ _RFC3339 = re.compile(
 )
 
 
-def now_rfc3339() -> str:
-    """UTC now with nanoseconds, the way Go's RFC3339Nano writes `created` (trailing
+def format_rfc3339_nano(nanos: int) -> str:
+    """A time in ns since the epoch the way Go's RFC3339Nano writes it in UTC (trailing
     zeros of the fraction dropped)."""
-    ns = time.time_ns()
-    seconds, fraction = divmod(ns, 1_000_000_000)
+    seconds, fraction = divmod(nanos, 1_000_000_000)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     if fraction:
         text += f".{fraction:09d}".rstrip("0")
     return text + "Z"
+
+
+def now_rfc3339() -> str:
+    """UTC now with nanoseconds, as `created`, `StartedAt` and the like are written."""
+    return format_rfc3339_nano(time.time_ns())
 
 
 def rfc3339_nano(value: str) -> int | None:
