@@ -25,6 +25,7 @@ from essaim.api.router import Router
 from essaim.api.server import Server, SocketInUse
 from essaim.api.system import DaemonFacts, SystemAPI
 from essaim.engine.containers import ContainerService
+from essaim.engine.system import backing_filesystem
 from essaim.image.service import ImageService
 from essaim.runtime.registry import Runtimes
 from essaim.store import SqliteStore
@@ -221,6 +222,7 @@ class Daemon:
                 default_runtime=runtimes.default,
                 runtimes=runtimes.paths(),
                 debug=config.log_level == "debug",
+                backing_filesystem=backing_filesystem(config.data_root),
             )
             router = Router()
             SystemAPI(facts, containers, images, events).register(router)

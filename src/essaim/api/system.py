@@ -16,7 +16,7 @@ from essaim.api.responses import AnyResponse, Response, json_response
 from essaim.api.router import Router
 from essaim.engine.containers import ContainerService
 from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
-from essaim.engine.system import go_arch, host_info, tool_version
+from essaim.engine.system import go_arch, host_info, kernel_features, tool_version
 from essaim.image.service import ImageService
 from essaim.model.container import PAUSED, RUNNING
 from essaim.store.events import EventBus
@@ -41,6 +41,7 @@ class DaemonFacts:
     default_runtime: str
     runtimes: dict[str, str]
     debug: bool
+    backing_filesystem: str
 
 
 class SystemAPI:
@@ -101,6 +102,7 @@ class SystemAPI:
         running = sum(1 for c in containers if c.state.status == RUNNING)
         paused = sum(1 for c in containers if c.state.status == PAUSED)
         images = await self.images.list()
+        kernel = kernel_features()
         return json_response(
             {
                 "ID": self.facts.daemon_id,
@@ -110,17 +112,19 @@ class SystemAPI:
                 "ContainersStopped": len(containers) - running - paused,
                 "Images": len(images),
                 "Driver": "overlay2",
-                "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-                "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                "DriverStatus": [["Backing Filesystem", self.facts.backing_filesystem]],
+                # The network drivers there are: no bridge yet (default gets its own
+                # namespace with loopback only).
+                "Plugins": {"Volume": ["local"], "Network": ["host", "null"],
                             "Authorization": None, "Log": [LOG_DRIVER]},
-                "MemoryLimit": True,
-                "SwapLimit": True,
-                "CpuCfsPeriod": True,
-                "CpuCfsQuota": True,
-                "CPUShares": True,
-                "CPUSet": True,
-                "PidsLimit": True,
-                "IPv4Forwarding": True,
+                "MemoryLimit": kernel.memory_limit,
+                "SwapLimit": kernel.swap_limit,
+                "CpuCfsPeriod": kernel.cpu_cfs,
+                "CpuCfsQuota": kernel.cpu_cfs,
+                "CPUShares": kernel.cpu_shares,
+                "CPUSet": kernel.cpuset,
+                "PidsLimit": kernel.pids_limit,
+                "IPv4Forwarding": kernel.ipv4_forwarding,
                 "Debug": self.facts.debug,
                 "NFd": _count_fds(),
                 "NGoroutines": len(asyncio.all_tasks()),
