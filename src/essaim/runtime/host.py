@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 
+from essaim.runtime.abis import missing_compat_abis
 from essaim.runtime.capabilities import KNOWN_CAPABILITIES, capabilities_from_mask
 
 # The OCI spec and the kernel spell "no limit" as the largest unsigned 64-bit value.
@@ -51,6 +52,8 @@ class HostFacts(msgspec.Struct, frozen=True, kw_only=True):
     capabilities: frozenset[str] = frozenset(KNOWN_CAPABILITIES)
     # Whether the memory cgroup can limit swap (v1 needs swapaccount=1).
     swap_limit: bool = True
+    # Compat ABIs (libseccomp names) the kernel does not run: left out of seccomp filters.
+    missing_abis: frozenset[str] = frozenset()
 
     @property
     def nofile_hard(self) -> int:
@@ -73,6 +76,7 @@ class HostFacts(msgspec.Struct, frozen=True, kw_only=True):
             ncpu=os.cpu_count() or 1,
             capabilities=_bounding_set(Path("/proc/self/status")),
             swap_limit=_swap_limit(cgroup_version),
+            missing_abis=missing_compat_abis(uname.machine),
         )
 
 

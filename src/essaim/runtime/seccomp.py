@@ -317,11 +317,14 @@ def resolve_profile(
     capabilities: Collection[str],
     machine: str,
     kernel: tuple[int, int] | None = None,
+    *,
+    missing_abis: Collection[str] = (),
 ) -> dict[str, object]:
     """A Docker-format profile as the OCI `linux.seccomp` object for this container and host.
 
     `capabilities` is the container's bounding set; `machine` is `uname -m`; `kernel`
-    (major, minor) decides "minKernel" conditions, None meaning "new enough".
+    (major, minor) decides "minKernel" conditions, None meaning "new enough";
+    `missing_abis` are architectures the kernel cannot run, left out of the filter.
     """
     arch = _arch(machine)
     default_action = profile.get("defaultAction")
@@ -338,7 +341,7 @@ def resolve_profile(
             syscalls.append(_oci_syscall(rule))
     resolved: dict[str, object] = {
         "defaultAction": default_action,
-        "architectures": _architectures(profile, arch),
+        "architectures": [a for a in _architectures(profile, arch) if a not in missing_abis],
         "syscalls": syscalls,
     }
     if profile.get("defaultErrnoRet") is not None:
@@ -350,10 +353,16 @@ def resolve_profile(
 
 
 def default_profile(
-    capabilities: Collection[str], arch: str, kernel: tuple[int, int] | None = None
+    capabilities: Collection[str],
+    arch: str,
+    kernel: tuple[int, int] | None = None,
+    *,
+    missing_abis: Collection[str] = (),
 ) -> dict[str, object]:
     """Docker's default profile resolved for a container holding `capabilities` on `arch`."""
-    return resolve_profile(docker_default_profile(), capabilities, arch, kernel)
+    return resolve_profile(
+        docker_default_profile(), capabilities, arch, kernel, missing_abis=missing_abis
+    )
 
 
 def load_profile(text: str) -> dict[str, object]:

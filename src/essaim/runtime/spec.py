@@ -185,10 +185,14 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
         if security.seccomp == "":
-            linux["seccomp"] = default_profile(capabilities, host.arch, host.kernel)
+            linux["seccomp"] = default_profile(
+                capabilities, host.arch, host.kernel, missing_abis=host.missing_abis
+            )
         elif security.seccomp != UNCONFINED:
             profile = load_profile(security.seccomp)
-            linux["seccomp"] = resolve_profile(profile, capabilities, host.arch, host.kernel)
+            linux["seccomp"] = resolve_profile(
+                profile, capabilities, host.arch, host.kernel, missing_abis=host.missing_abis
+            )
 
     return {
         "ociVersion": OCI_VERSION,
