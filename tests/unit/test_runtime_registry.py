@@ -44,6 +44,9 @@ class SimulatedRuntime:
     def forget_sockets(self, cid: str) -> None:
         pass
 
+    def state_ids(self) -> list[str]:
+        return []
+
 
 def runtimes() -> Runtimes:
     found: dict[str, OCIRuntime] = {n: SimulatedRuntime(n) for n in ("runc", "crun")}

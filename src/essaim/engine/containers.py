@@ -98,6 +98,7 @@ class ContainerService:
     async def close(self) -> None:
         """Stop watching; containers keep running under their conmon."""
         await self.tasks.close()
+        await self.storage.close()
 
     def files(self, cid: str) -> ContainerFiles:
         return self.storage.files(cid)

@@ -98,3 +98,7 @@ class OCIRuntime(Protocol):
     def forget_sockets(self, cid: str) -> None:
         """Drop what the driver keeps to reach the container's stdio."""
         ...
+
+    def state_ids(self) -> list[str]:
+        """The containers the runtime keeps state for (deleted or not yet)."""
+        ...

@@ -174,6 +174,12 @@ class ConmonRuntime:
         with contextlib.suppress(OSError):
             link.unlink()
 
+    def state_ids(self) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.runtime_root) if e.is_dir()]
+        except FileNotFoundError:
+            return []
+
 
 def read_exit_code(files: ContainerFiles, cid: str) -> int | None:
     """The exit code conmon recorded, or None if the container has not exited."""
