@@ -26,13 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.integration.daemon import EssaimDaemon
 
 
-def timed(command: Callable[[], None], runs: int) -> list[float]:
-    command()  # warm caches (page cache, first exec of each binary)
-    samples = []
+def timed(
+    commands: dict[str, Callable[[], None]], runs: int, settle: Callable[[], None]
+) -> dict[str, list[float]]:
+    """Each command `runs` times, interleaved round by round, so that the machine's
+    drift (other load, frequency, caches) weighs on every command alike; `settle` runs
+    untimed after each command."""
+    for command in commands.values():
+        command()  # warm caches (page cache, first exec of each binary)
+        settle()
+    samples: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        command()
-        samples.append(time.perf_counter() - start)
+        for name, command in commands.items():
+            start = time.perf_counter()
+            command()
+            samples[name].append(time.perf_counter() - start)
+            settle()
     return samples
 
 
@@ -68,6 +77,13 @@ def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callab
     return once
 
 
+def settle(runtime_states: Path) -> None:
+    """Wait (up to a second) until no runtime holds state for any container."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and any(runtime_states.glob("*/*")):
+        time.sleep(0.001)
+
+
 def runc_default_config(bundle: Path) -> dict[str, Any]:
     """`runc spec`'s example: no seccomp, no masked paths beyond runc's own."""
     run(["runc", "spec", "--bundle", str(bundle)])
@@ -87,6 +103,11 @@ def essaim_config(bundle: Path) -> dict[str, Any]:
     return dict(build_oci_config(spec, HostFacts.read()))
 
 
+RUNC_SPEC = "raw runc run (runc spec)"
+RUNC_SAME = "raw runc run (essaim's config)"
+ESSAIM = "essaim: docker run --rm"
+
+
 def report(name: str, samples: list[float], base: float | None) -> None:
     median = statistics.median(samples)
     ratio = f"  {median / base:5.2f}x raw runc" if base else ""
@@ -101,32 +122,28 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("run as root")
     root = Path(tempfile.mkdtemp(prefix="es-bench-", dir="/tmp"))
-    daemon = EssaimDaemon(root / "essaim")
+    # The level essaimd runs at by default: a debug log would be measured too.
+    daemon = EssaimDaemon(root / "essaim", log_level="info")
     try:
         daemon.seed_busybox()
         daemon.start()
         bundle = root / "bundle"
         bundle.mkdir()
         busybox_rootfs(daemon, bundle / "rootfs")
-        default_samples = timed(
-            raw_runc(bundle, daemon.cgroup_parent, runc_default_config(bundle)), args.runs
-        )
-        same_samples = timed(
-            raw_runc(bundle, daemon.cgroup_parent, essaim_config(bundle)), args.runs
-        )
-        base = statistics.median(default_samples)
-        report("raw runc run (runc spec)", default_samples, None)
-        report("raw runc run (essaim's config)", same_samples, base)
         env = daemon.env()
-        essaim = timed(lambda: run(["docker", "run", "--rm", "busybox", "true"], env), args.runs)
-        report("essaim: docker run --rm", essaim, base)
+        commands: dict[str, Callable[[], None]] = {
+            RUNC_SPEC: raw_runc(bundle, daemon.cgroup_parent, runc_default_config(bundle)),
+            RUNC_SAME: raw_runc(bundle, daemon.cgroup_parent, essaim_config(bundle)),
+            ESSAIM: lambda: run(["docker", "run", "--rm", "busybox", "true"], env),
+        }
         for peer, argv in (("docker (dockerd)", ["docker", "-H", "unix:///var/run/docker.sock"]),
                            ("podman", ["podman"])):  # fmt: skip
             if shutil.which(argv[0]) is None or (
                 peer.startswith("docker") and not Path("/var/run/docker.sock").exists()
             ):
-                print(f"{peer:<32} not installed here")
+                print(f"{peer + ':':<32} not installed here")
                 continue
+            # essaim's default network is still a bare namespace: compare without a bridge.
             peer_run = [
                 *argv,
                 "run",
@@ -137,13 +154,17 @@ def main() -> None:
                 "busybox",
                 "true",
             ]
-            samples = timed(lambda a=peer_run: run(a), args.runs)  # type: ignore[misc]
-            report(f"{peer}: run --rm", samples, base)
-        same = statistics.median(same_samples)
-        print(f"essaim / raw runc (runc spec) = {statistics.median(essaim) / base:.2f}"
-              " (target <= 3.00)")  # fmt: skip
-        print(f"essaim / raw runc (same config, seccomp included) = "
-              f"{statistics.median(essaim) / same:.2f}")  # fmt: skip
+            commands[f"{peer}: run --rm"] = lambda a=peer_run: run(a)  # type: ignore[misc]
+        # Untimed after each command: what essaimd does after answering (deleting the
+        # runtime's state) must not land in the next command's time.
+        samples = timed(commands, args.runs, settle=lambda: settle(daemon.exec_root / "runtimes"))
+        base = statistics.median(samples[RUNC_SPEC])
+        for name, taken in samples.items():
+            report(name, taken, None if name == RUNC_SPEC else base)
+        essaim = statistics.median(samples[ESSAIM])
+        print(f"essaim / raw runc (runc spec) = {essaim / base:.2f} (target <= 3.00)")
+        same = statistics.median(samples[RUNC_SAME])
+        print(f"essaim / raw runc (same config, seccomp included) = {essaim / same:.2f}")
     finally:
         daemon.cleanup()
         shutil.rmtree(root, ignore_errors=True)

@@ -32,6 +32,7 @@ class EssaimDaemon:
     root: Path
     tag: str = field(default_factory=lambda: secrets.token_hex(4))
     proc: subprocess.Popen[bytes] | None = None
+    log_level: str = "debug"
 
     @property
     def data_root(self) -> Path:
@@ -74,7 +75,7 @@ class EssaimDaemon:
         return [
             str(VENV_BIN / "essaimd"), "-H", self.host,
             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-            "--cgroup-parent", self.cgroup_parent, "--log-level", "debug",
+            "--cgroup-parent", self.cgroup_parent, "--log-level", self.log_level,
         ]  # fmt: skip
 
     def start(self) -> None:
