@@ -77,10 +77,20 @@ def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callab
     return once
 
 
-def settle(runtime_states: Path) -> None:
-    """Wait (up to a second) until no runtime holds state for any container."""
+def settle(daemon: EssaimDaemon) -> None:
+    """Wait (up to a second) until no runtime holds state for any container and essaimd
+    has no child process (a `runc delete` still exiting) left."""
+    assert daemon.proc is not None
+    children = Path(f"/proc/{daemon.proc.pid}/task")
+    runtime_states = daemon.exec_root / "runtimes"
+
+    def busy() -> bool:
+        if any(runtime_states.glob("*/*")):
+            return True
+        return any(task.read_text().strip() for task in children.glob("*/children"))
+
     deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and any(runtime_states.glob("*/*")):
+    while time.monotonic() < deadline and busy():
         time.sleep(0.001)
 
 
@@ -157,7 +167,7 @@ def main() -> None:
             commands[f"{peer}: run --rm"] = lambda a=peer_run: run(a)  # type: ignore[misc]
         # Untimed after each command: what essaimd does after answering (deleting the
         # runtime's state) must not land in the next command's time.
-        samples = timed(commands, args.runs, settle=lambda: settle(daemon.exec_root / "runtimes"))
+        samples = timed(commands, args.runs, settle=lambda: settle(daemon))
         base = statistics.median(samples[RUNC_SPEC])
         for name, taken in samples.items():
             report(name, taken, None if name == RUNC_SPEC else base)
