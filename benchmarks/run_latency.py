@@ -12,54 +12,16 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import busybox_rootfs, essaim_config, report, run, settle, timed
 from tests.integration.daemon import EssaimDaemon
-
-
-def timed(
-    commands: dict[str, Callable[[], None]], runs: int, settle: Callable[[], None]
-) -> dict[str, list[float]]:
-    """Each command `runs` times, interleaved round by round, so that the machine's
-    drift (other load, frequency, caches) weighs on every command alike; `settle` runs
-    untimed after each command."""
-    for command in commands.values():
-        command()  # warm caches (page cache, first exec of each binary)
-        settle()
-    samples: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
-            start = time.perf_counter()
-            command()
-            samples[name].append(time.perf_counter() - start)
-            settle()
-    return samples
-
-
-def run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    done = subprocess.run(argv, env=env, capture_output=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed: {done.stderr.decode(errors='replace')}")
-
-
-def busybox_rootfs(daemon: EssaimDaemon, target: Path) -> None:
-    """The same rootfs essaim runs: the layer of its busybox image, unpacked."""
-    from essaim.image.busybox import build_busybox_layer
-
-    layer = target.parent / "layer.tar"
-    build_busybox_layer(layer)
-    target.mkdir()
-    with tarfile.open(layer) as tar:
-        tar.extractall(target, filter="fully_trusted")
 
 
 def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callable[[], None]:
@@ -77,23 +39,6 @@ def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callab
     return once
 
 
-def settle(daemon: EssaimDaemon) -> None:
-    """Wait (up to a second) until no runtime holds state for any container and essaimd
-    has no child process (a `runc delete` still exiting) left."""
-    assert daemon.proc is not None
-    children = Path(f"/proc/{daemon.proc.pid}/task")
-    runtime_states = daemon.exec_root / "runtimes"
-
-    def busy() -> bool:
-        if any(runtime_states.glob("*/*")):
-            return True
-        return any(task.read_text().strip() for task in children.glob("*/children"))
-
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and busy():
-        time.sleep(0.001)
-
-
 def runc_default_config(bundle: Path) -> dict[str, Any]:
     """`runc spec`'s example: no seccomp, no masked paths beyond runc's own."""
     run(["runc", "spec", "--bundle", str(bundle)])
@@ -103,26 +48,9 @@ def runc_default_config(bundle: Path) -> dict[str, Any]:
     return config
 
 
-def essaim_config(bundle: Path) -> dict[str, Any]:
-    """The config.json essaim writes for `docker run --rm busybox true`: Docker's default
-    capabilities, seccomp profile, masked paths; no host files bound in."""
-    from essaim.runtime.host import HostFacts
-    from essaim.runtime.spec import RunSpec, build_oci_config
-
-    spec = RunSpec(container_id="bench", rootfs=str(bundle / "rootfs"), args=["true"])
-    return dict(build_oci_config(spec, HostFacts.read()))
-
-
 RUNC_SPEC = "raw runc run (runc spec)"
 RUNC_SAME = "raw runc run (essaim's config)"
 ESSAIM = "essaim: docker run --rm"
-
-
-def report(name: str, samples: list[float], base: float | None) -> None:
-    median = statistics.median(samples)
-    ratio = f"  {median / base:5.2f}x raw runc" if base else ""
-    print(f"{name:<32} median {median * 1000:7.1f} ms  (min {min(samples) * 1000:.1f}, "
-          f"n={len(samples)}){ratio}")  # fmt: skip
 
 
 def main() -> None:

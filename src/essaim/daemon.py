@@ -20,6 +20,7 @@ from pathlib import Path
 from essaim.api.app import EngineApplication
 from essaim.api.containers import ContainersAPI
 from essaim.api.events import EventsAPI
+from essaim.api.exec import ExecAPI
 from essaim.api.images import ImagesAPI
 from essaim.api.router import Router
 from essaim.api.server import Server, SocketInUse
@@ -228,6 +229,7 @@ class Daemon:
             SystemAPI(facts, containers, images, events).register(router)
             EventsAPI(events).register(router)
             ContainersAPI(containers).register(router)
+            ExecAPI(containers.execs).register(router)
             ImagesAPI(images, containers).register(router)
             server = Server(EngineApplication(router))
             stack.push_async_callback(server.close)

@@ -4,11 +4,12 @@ an unknown one, any `OCIRuntime` driver accepted (here a simulated one)."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
 from essaim.errors import InvalidParameter
-from essaim.runtime.base import ContainerFiles, OCIRuntime, Started
+from essaim.runtime.base import ContainerFiles, ExecHandle, OCIRuntime, RuntimeError_, Started
 from essaim.runtime.registry import Runtimes
 
 
@@ -25,6 +26,11 @@ class SimulatedRuntime:
 
     async def start(self, cid: str) -> None:
         pass
+
+    async def exec(
+        self, cid: str, exec_id: str, bundle: Path, *, tty: bool, stdin: bool, attach: bool
+    ) -> ExecHandle:
+        raise RuntimeError_("no exec in a simulated runtime")
 
     async def delete(self, cid: str) -> None:
         self.deleted.append(cid)

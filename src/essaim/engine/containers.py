@@ -15,6 +15,7 @@ from pathlib import Path
 from essaim.engine.attach import AttachOptions, AttachSession, ClientStream
 from essaim.engine.attachments import Attachments
 from essaim.engine.container_events import ContainerEvents
+from essaim.engine.exec import ExecService
 from essaim.engine.image_defaults import apply_image_config
 from essaim.engine.index import ContainerIndex
 from essaim.engine.monitor import ExitMonitor
@@ -78,10 +79,15 @@ class ContainerService:
         self.removal = Removal(
             index=self.index, storage=self.storage, events=self.events, waiters=self.waiters
         )
+        host = HostFacts.read()
         starter = Starter(
             index=self.index, storage=self.storage, runtimes=runtimes,
             attachments=self.attachments, events=self.events, removal=self.removal,
-            host=HostFacts.read(), cgroup_parent=cgroup_parent,
+            host=host, cgroup_parent=cgroup_parent,
+        )  # fmt: skip
+        self.execs = ExecService(
+            index=self.index, storage=self.storage, runtimes=runtimes, events=self.events,
+            tasks=self.tasks, host=host,
         )  # fmt: skip
         self.monitor = ExitMonitor(
             index=self.index, storage=self.storage, events=self.events, waiters=self.waiters,

@@ -55,6 +55,22 @@ class Started:
     conmon_pid: int
 
 
+class ExecHandle(Protocol):
+    """A process started in a running container by `docker exec`."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def attach(self) -> socket.socket | None:
+        """Its stdio (as a container's attach socket), None when started detached."""
+        ...
+
+    async def exit_code(self) -> int:
+        """Wait for it to end."""
+        ...
+
+
 class OCIRuntime(Protocol):
     """One OCI runtime (runc, crun) as the engine drives it; failures of the runtime
     itself raise `RuntimeError_` with the runtime's own message."""
@@ -77,6 +93,13 @@ class OCIRuntime(Protocol):
 
     async def start(self, cid: str) -> None:
         """Let the created process exec its command."""
+        ...
+
+    async def exec(
+        self, cid: str, exec_id: str, bundle: Path, *, tty: bool, stdin: bool, attach: bool
+    ) -> ExecHandle:
+        """Run `bundle/process.json` in the running container `cid`; with `attach`, the
+        command runs only once its stdio is connected."""
         ...
 
     async def delete(self, cid: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -15,6 +14,8 @@ import socket
 from pathlib import Path
 
 from essaim.runtime.base import ContainerFiles, RuntimeError_, Started
+from essaim.runtime.conmon_exec import ExecLaunch, ExecProcess, start_exec
+from essaim.runtime.conmon_pipes import PipeMessages, runtime_message
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class ConmonRuntime:
         )
         out, err = await proc.communicate()
         if proc.returncode != 0:
-            raise RuntimeError_(_runtime_message(err.decode(errors="replace")))
+            raise RuntimeError_(runtime_message(err.decode(errors="replace")))
         return out.decode()
 
     async def create(
@@ -112,14 +113,17 @@ class ConmonRuntime:
             early, _ = await proc.communicate()
             if proc.returncode != 0:
                 raise RuntimeError_(f"conmon failed: {early.decode(errors='replace').strip()}")
-            message = await _read_sync_message(read_fd)
+            message = await PipeMessages(read_fd).next() or {
+                "data": -1,
+                "message": "conmon exited before reporting the container pid",
+            }
         finally:
             os.close(read_fd)
         conmon_pid = int(files.conmon_pid.read_text().strip() or 0)
         raw_data = message.get("data", -1)
         data = raw_data if isinstance(raw_data, int) else -1
         if data <= 0:
-            raise RuntimeError_(_runtime_message(str(message.get("message", "unknown error"))))
+            raise RuntimeError_(runtime_message(str(message.get("message", "unknown error"))))
         return Started(pid=data, conmon_pid=conmon_pid)
 
     async def start(self, cid: str) -> None:
@@ -131,6 +135,13 @@ class ConmonRuntime:
         if self.runtime_name == "runc" and await _release_exec_fifo(fifo):
             return
         await self._run_runtime("start", cid)
+
+    async def exec(
+        self, cid: str, exec_id: str, bundle: Path, *, tty: bool, stdin: bool, attach: bool
+    ) -> ExecProcess:
+        """Run `bundle/process.json` in the running container `cid`."""
+        launch = ExecLaunch(self.conmon_path, self.runtime_path, self.runtime_root, self.socket_dir)
+        return await start_exec(launch, cid, exec_id, bundle, tty=tty, stdin=stdin, attach=attach)
 
     async def delete(self, cid: str) -> None:
         """Forget the runtime's state and cgroup; quiet when already gone."""
@@ -263,45 +274,6 @@ async def _release_exec_fifo(fifo: Path) -> bool:
 def send_signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-
-
-async def _read_sync_message(fd: int) -> dict[str, object]:
-    """conmon writes one JSON line: {"data": pid} or {"data": -1, "message": ...}."""
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
-    buf = b""
-    ready: asyncio.Event = asyncio.Event()
-    loop.add_reader(fd, ready.set)
-    try:
-        while b"\n" not in buf:
-            await ready.wait()
-            ready.clear()
-            try:
-                chunk = os.read(fd, 4096)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        loop.remove_reader(fd)
-    if not buf.strip():
-        return {"data": -1, "message": "conmon exited before reporting the container pid"}
-    try:
-        parsed = json.loads(buf.split(b"\n", 1)[0])
-    except ValueError:
-        return {"data": -1, "message": buf.decode(errors="replace")}
-    return parsed if isinstance(parsed, dict) else {"data": -1, "message": str(parsed)}
-
-
-def _runtime_message(raw: str) -> str:
-    """runc logs `time=... level=error msg="..."`; keep the message, as dockerd does."""
-    text = raw.strip()
-    for line in reversed(text.splitlines()):
-        if 'msg="' in line:
-            msg = line.split('msg="', 1)[1].rsplit('"', 1)[0]
-            return msg.replace('\\"', '"')
-    return text.splitlines()[-1] if text else "unknown runtime error"
 
 
 SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
