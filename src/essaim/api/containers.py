@@ -11,6 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from essaim.api.filters import Filters
+from essaim.api.health_wire import (
+    config_healthcheck,
+    health_filter_value,
+    inspect_health,
+    parse_healthcheck,
+)
 from essaim.api.request import Request
 from essaim.api.responses import (
     AnyResponse,
@@ -107,6 +113,7 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         stop_timeout=None if stop_timeout is None else _int(stop_timeout, "StopTimeout"),
         exposed_ports=sorted((body.get("ExposedPorts") or {}).keys()),
         volumes=sorted((body.get("Volumes") or {}).keys()),
+        healthcheck=parse_healthcheck(body.get("Healthcheck")),
     )
     if config.working_dir and not config.working_dir.startswith("/"):
         raise InvalidParameter(
@@ -171,6 +178,7 @@ def inspect_wire(container: Container) -> dict[str, Any]:
             "Error": state.error,
             "StartedAt": state.started_at,
             "FinishedAt": state.finished_at,
+            **inspect_health(container),
         },
         "Image": container.image_id,
         "ResolvConfPath": "",
@@ -239,6 +247,7 @@ def inspect_wire(container: Container) -> dict[str, Any]:
             "Labels": config.labels,
             "StopSignal": config.stop_signal or None,
             "StopTimeout": config.stop_timeout,
+            **config_healthcheck(container),
         },
         "NetworkSettings": {
             "Bridge": "",
@@ -432,6 +441,8 @@ def _list_match(c: Container, filters: Filters) -> bool:
     if "exited" in filters and (
         c.state.status != "exited" or str(c.state.exit_code) not in filters.values("exited")
     ):
+        return False
+    if not filters.match_one("health", health_filter_value(c)):
         return False
     if "ancestor" in filters and not any(
         v in (c.config.image, c.image_id) or familiar_name(v) == familiar_name(c.config.image)

@@ -16,6 +16,7 @@ from essaim.engine.attach import AttachOptions, AttachSession, ClientStream
 from essaim.engine.attachments import Attachments
 from essaim.engine.container_events import ContainerEvents
 from essaim.engine.exec import ExecService
+from essaim.engine.health import HealthChecker
 from essaim.engine.image_defaults import apply_image_config
 from essaim.engine.index import ContainerIndex
 from essaim.engine.monitor import ExitMonitor
@@ -89,6 +90,9 @@ class ContainerService:
             index=self.index, storage=self.storage, runtimes=runtimes, events=self.events,
             tasks=self.tasks, host=host,
         )  # fmt: skip
+        self.health = HealthChecker(
+            index=self.index, bus=events, events=self.events, prober=self.execs
+        )
         self.monitor = ExitMonitor(
             index=self.index, storage=self.storage, events=self.events, waiters=self.waiters,
             tasks=self.tasks, starter=starter, removal=self.removal,
@@ -100,10 +104,12 @@ class ContainerService:
         await self.storage.load()
         for container in self.index.all():
             await self.monitor.readopt(container)
+        self.tasks.spawn(self.health.run(), "health-checks")
 
     async def close(self) -> None:
         """Stop watching; containers keep running under their conmon."""
         await self.tasks.close()
+        await self.health.close()
         await self.storage.close()
 
     def files(self, cid: str) -> ContainerFiles:

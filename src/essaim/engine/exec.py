@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from essaim.model.container import PAUSED, RESTARTING, Container
 from essaim.model.exec import ExecConfig, ExecInstance
 from essaim.runtime.base import ContainerFiles, ExecHandle, RuntimeError_
 from essaim.runtime.capabilities import container_capabilities
+from essaim.runtime.conmon import ATTACH_PACKET, send_signal
 from essaim.runtime.exec_spec import ExecRequest, exec_process
 from essaim.runtime.host import HostFacts
 from essaim.runtime.registry import Runtimes
@@ -42,6 +44,8 @@ Relay = Callable[[ClientStream], Awaitable[None]]
 
 # dockerd's exec garbage collection lets an ended exec go within 5 to 10 minutes.
 KEEP_ENDED_EXEC = 300.0
+# What dockerd keeps of a health probe's output.
+PROBE_OUTPUT = 4096
 
 
 def exec_failure_exit_code(message: str) -> int:
@@ -158,6 +162,31 @@ class ExecService:
             await self._record_exit(instance, handle)
 
         return relay
+
+    async def probe(self, cid: str, argv: list[str], limit: float) -> tuple[int, str]:
+        """A health-check probe: `argv` run in the container, its exit code and output
+        (stdout and stderr together, at most 4 KiB); -1 when it runs past `limit` seconds."""
+        config = ExecConfig(cmd=argv, attach_stdout=True, attach_stderr=True)
+        instance = ExecInstance(id=new_id(), container_id=cid, config=config, started=True)
+        handle = await self._launch(instance, attach=True)
+        assert handle.attach is not None
+        output = bytearray()
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(limit):
+                while packet := await loop.sock_recv(handle.attach, ATTACH_PACKET):
+                    output += packet[1:][: max(0, PROBE_OUTPUT - len(output))]
+        except TimeoutError:
+            send_signal(handle.pid, signal.SIGKILL)
+            await self._record_exit(instance, handle)
+            return -1, f"Health check exceeded timeout ({limit:g}s)"
+        except OSError:
+            pass
+        finally:
+            handle.attach.close()
+        await self._record_exit(instance, handle)
+        assert instance.exit_code is not None
+        return instance.exit_code, output.decode(errors="replace")
 
     async def _launch(self, instance: ExecInstance, *, attach: bool) -> ExecHandle:
         container = self._running(instance.container_id)

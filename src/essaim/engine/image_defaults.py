@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from essaim.errors import InvalidParameter
 from essaim.model.container import ContainerConfig
-from essaim.model.image import ImageConfig
+from essaim.model.image import HealthConfig, ImageConfig
 
 
 def apply_image_config(config: ContainerConfig, image_config: ImageConfig) -> list[str]:
@@ -26,7 +26,24 @@ def apply_image_config(config: ContainerConfig, image_config: ImageConfig) -> li
     config.user = config.user or image_config.user or ""
     config.labels = {**(image_config.labels or {}), **config.labels}
     config.stop_signal = config.stop_signal or image_config.stop_signal or ""
+    config.healthcheck = merge_healthcheck(image_config.healthcheck, config.healthcheck)
     return argv
+
+
+def merge_healthcheck(
+    image: HealthConfig | None, given: HealthConfig | None
+) -> HealthConfig | None:
+    """dockerd's merge: what create leaves at zero (or an empty test) comes from the image."""
+    if given is None or image is None:
+        return given if given is not None else image
+    return HealthConfig(
+        test=given.test or image.test,
+        interval=given.interval or image.interval,
+        timeout=given.timeout or image.timeout,
+        start_period=given.start_period or image.start_period,
+        start_interval=given.start_interval or image.start_interval,
+        retries=given.retries or image.retries,
+    )
 
 
 def merge_env(image_env: list[str], env: list[str]) -> list[str]:

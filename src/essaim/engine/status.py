@@ -14,6 +14,7 @@ from essaim.model.container import (
     RUNNING,
     Container,
 )  # fmt: skip
+from essaim.model.health import STARTING
 from essaim.model.rfc3339 import unix_seconds
 
 
@@ -47,7 +48,12 @@ def status_text(container: Container, now: float) -> str:
     state = container.state
     if state.status in (RUNNING, PAUSED):
         text = "Up " + human_duration(now - unix_seconds(state.started_at))
-        return text + " (Paused)" if state.status == PAUSED else text
+        if state.status == PAUSED:
+            return text + " (Paused)"
+        if state.health is not None:
+            shown = "health: starting" if state.health.status == STARTING else state.health.status
+            return f"{text} ({shown})"
+        return text
     if state.status == RESTARTING:
         ago = human_duration(now - unix_seconds(state.finished_at))
         return f"Restarting ({state.exit_code}) {ago} ago"

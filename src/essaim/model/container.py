@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import msgspec
 
+from essaim.model.health import HealthState
+from essaim.model.image import HealthConfig
+
 # Docker's status words, as `docker ps` filters and `State.Status` use them.
 CREATED = "created"
 RUNNING = "running"
@@ -44,6 +47,8 @@ class ContainerConfig(msgspec.Struct):
     stop_timeout: int | None = None
     exposed_ports: list[str] = []
     volumes: list[str] = []
+    # None: the image's; a test of ["NONE"]: none (--no-healthcheck).
+    healthcheck: HealthConfig | None = None
 
 
 class HostConfig(msgspec.Struct):
@@ -83,6 +88,8 @@ class ContainerState(msgspec.Struct):
     restart_count: int = 0
     # Set by stop/kill so a restart policy does not revive a container the user stopped.
     stopped_by_user: bool = False
+    # Only for containers with a health check; reset at each start.
+    health: HealthState | None = None
 
     @property
     def running(self) -> bool:
