@@ -19,6 +19,7 @@ from pathlib import Path
 
 from essaim.api.app import EngineApplication
 from essaim.api.containers import ContainersAPI
+from essaim.api.disk_usage import DiskUsageAPI
 from essaim.api.events import EventsAPI
 from essaim.api.exec import ExecAPI
 from essaim.api.images import ImagesAPI
@@ -230,6 +231,7 @@ class Daemon:
             EventsAPI(events).register(router)
             ContainersAPI(containers).register(router)
             ExecAPI(containers.execs).register(router)
+            DiskUsageAPI(containers, images).register(router)
             ImagesAPI(images, containers).register(router)
             server = Server(EngineApplication(router))
             stack.push_async_callback(server.close)

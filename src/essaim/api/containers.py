@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from essaim.api.filters import Filters
@@ -307,7 +307,11 @@ class ContainersAPI:
         return json_response({"Id": container.id, "Warnings": []}, 201)
 
     async def inspect(self, req: Request) -> AnyResponse:
-        return json_response(inspect_wire(self.containers.get(req.params["id"])))
+        container = self.containers.get(req.params["id"])
+        wire = inspect_wire(container)
+        if req.query.get_bool("size"):
+            wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
+        return json_response(wire)
 
     async def list(self, req: Request) -> AnyResponse:
         filters = Filters.parse(req.query.get("filters"))
@@ -317,17 +321,37 @@ class ContainersAPI:
                 raise InvalidParameter(f"Invalid filter 'status={status}'")
         show_all = req.query.get_bool("all") or "status" in filters or "exited" in filters
         limit = req.query.get_int("limit", -1) or -1
+        with_size = req.query.get_bool("size")
+        window = self._created_window(filters)
         now = time.time()
         out = []
         for c in self.containers.list():
             if not show_all and c.state.status not in (RUNNING, PAUSED, RESTARTING):
                 continue
-            if not _list_match(c, filters):
+            if not _list_match(c, filters) or not window(c):
                 continue
-            out.append(summary_wire(c, now, self.containers.image_shown(c)))
+            summary = summary_wire(c, now, self.containers.image_shown(c))
+            if with_size:
+                summary["SizeRw"], summary["SizeRootFs"] = await self.containers.sizes(c)
+            out.append(summary)
             if 0 < limit <= len(out):
                 break
         return json_response(out)
+
+    def _created_window(self, filters: Filters) -> Callable[[Container], bool]:
+        """`before=` and `since=`: created before (or after) the containers named."""
+        before = [self.containers.get(ref) for ref in filters.values("before")]
+        since = [self.containers.get(ref) for ref in filters.values("since")]
+        newest = min((unix_seconds(c.created) for c in before), default=None)
+        oldest = max((unix_seconds(c.created) for c in since), default=None)
+
+        def inside(c: Container) -> bool:
+            created = unix_seconds(c.created)
+            if newest is not None and created >= newest:
+                return False
+            return oldest is None or created > oldest
+
+        return inside
 
     async def start(self, req: Request) -> AnyResponse:
         await self.containers.start(req.params["id"])

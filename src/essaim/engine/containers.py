@@ -15,6 +15,7 @@ from pathlib import Path
 from essaim.engine.attach import AttachOptions, AttachSession, ClientStream
 from essaim.engine.attachments import Attachments
 from essaim.engine.container_events import ContainerEvents
+from essaim.engine.disk_usage import writable_layer_size
 from essaim.engine.exec import ExecService
 from essaim.engine.health import HealthChecker
 from essaim.engine.image_defaults import apply_image_config
@@ -124,6 +125,14 @@ class ContainerService:
 
     def uses_image(self, image_id: str) -> builtins.list[tuple[str, bool]]:
         return [(c.id, c.state.running) for c in self.index.all() if c.image_id == image_id]
+
+    async def sizes(self, container: Container) -> tuple[int, int]:
+        """(`SizeRw`, `SizeRootFs`): its writable layer, and that plus its image."""
+        size_rw = await asyncio.get_running_loop().run_in_executor(
+            None, writable_layer_size, self.files(container.id).bundle
+        )
+        image = self.images.get_cached(container.image_id)
+        return size_rw, size_rw + (image.size if image is not None else 0)
 
     def image_shown(self, container: Container) -> str:
         """The image as `docker ps` shows it: the name the container was created with
