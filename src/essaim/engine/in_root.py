@@ -1,0 +1,94 @@
+"""Opening paths inside a container's root with openat2(RESOLVE_IN_ROOT): the kernel
+keeps every `..` and symlink (absolute or not) inside the root, even while it changes.
+
+Everything here blocks; callers run it in an executor thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from collections.abc import Sequence
+
+_SYS_OPENAT2 = 437  # the same number on every architecture
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+# openat2 gives EAGAIN when a rename elsewhere raced the lookup: it asks to be tried again.
+_RETRIES = 64
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    ]
+
+
+def open_root(path: str) -> int:
+    """An O_PATH descriptor of the directory `path` (itself not a symlink)."""
+    return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def open_in_root(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) -> int:
+    """openat2 of `parts` (components from the root) with the root as `/`."""
+    relative = os.fsencode("/".join(parts) or ".")
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    for _ in range(_RETRIES):
+        fd = _libc.syscall(_SYS_OPENAT2, root_fd, relative, ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return int(fd)
+        code = ctypes.get_errno()
+        if code not in (errno.EAGAIN, errno.EINTR):
+            raise OSError(code, os.strerror(code), "/" + "/".join(parts))
+    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), "/" + "/".join(parts))
+
+
+def open_dir(root_fd: int, parts: Sequence[str]) -> int:
+    """An O_PATH descriptor of the directory `parts`, symlinks followed in the root: the
+    `dir_fd` for *at calls on its entries."""
+    return open_in_root(root_fd, parts, os.O_PATH | os.O_DIRECTORY)
+
+
+def make_dirs(root_fd: int, parts: Sequence[str], mode: int = 0o755) -> int:
+    """`open_dir` of `parts`, creating the missing directories (owned by root, `mode`)."""
+    try:
+        return open_dir(root_fd, parts)
+    except FileNotFoundError:
+        if not parts:
+            raise
+    parent = make_dirs(root_fd, parts[:-1], mode)
+    try:
+        os.mkdir(parts[-1], mode, dir_fd=parent)
+    except FileExistsError:
+        pass  # made meanwhile, or a dangling symlink: the open below tells
+    finally:
+        os.close(parent)
+    return open_dir(root_fd, parts)
+
+
+def readlink_in_root(root_fd: int, parts: Sequence[str]) -> str | None:
+    """The target of the symlink `parts` (its directory resolved in the root); None when
+    it is something else or does not exist."""
+    if not parts:
+        return None
+    try:
+        parent = open_dir(root_fd, parts[:-1])
+    except OSError:
+        return None
+    try:
+        return os.readlink(parts[-1], dir_fd=parent)
+    except OSError:
+        return None
+    finally:
+        os.close(parent)
+
+
+def fd_path(fd: int) -> str:
+    """What the kernel says `fd` names (for turning a resolved path back into a name)."""
+    return os.readlink(f"/proc/self/fd/{fd}")
