@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from essaim.api.app import EngineApplication
+from essaim.api.container_files import ContainerFilesAPI
+from essaim.api.container_ops import ContainerOpsAPI
+from essaim.api.container_stats import ContainerStatsAPI
+from essaim.api.container_update import ContainerUpdateAPI
 from essaim.api.containers import ContainersAPI
 from essaim.api.disk_usage import DiskUsageAPI
 from essaim.api.events import EventsAPI
@@ -26,13 +30,18 @@ from essaim.api.images import ImagesAPI
 from essaim.api.router import Router
 from essaim.api.server import Server, SocketInUse
 from essaim.api.system import DaemonFacts, SystemAPI
+from essaim.api.volumes import VolumesAPI
+from essaim.engine.container_filesystem import ContainerFilesystem
 from essaim.engine.containers import ContainerService
+from essaim.engine.resource_settings import host_cpus
 from essaim.engine.system import backing_filesystem
+from essaim.engine.update import ContainerUpdater
 from essaim.image.service import ImageService
 from essaim.runtime.registry import Runtimes
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
 from essaim.store.lock import DataRootBusy, DataRootLock
+from essaim.volume.service import VolumeService
 
 log = logging.getLogger("essaimd")
 
@@ -199,6 +208,8 @@ class Daemon:
             events = EventBus()
             images = ImageService(config.data_root, store, events, executor)
             await images.load()
+            volumes = VolumeService(config.data_root, store, events)
+            await volumes.load()
             try:
                 runtimes = Runtimes.discover(
                     default=config.default_runtime,
@@ -214,6 +225,7 @@ class Daemon:
                 images=images,
                 runtimes=runtimes,
                 cgroup_parent=config.cgroup_parent,
+                volumes=volumes,
             )
             stack.push_async_callback(containers.close)
             await containers.load()
@@ -230,9 +242,24 @@ class Daemon:
             SystemAPI(facts, containers, images, events).register(router)
             EventsAPI(events).register(router)
             ContainersAPI(containers).register(router)
+            files = ContainerFilesystem(
+                index=containers.index, storage=containers.storage,
+                snapshots=images.snapshots, events=containers.events,
+            )  # fmt: skip
+            stack.callback(files.close)
+            ContainerFilesAPI(files).register(router)
+            ContainerUpdateAPI(
+                ContainerUpdater(
+                    index=containers.index, runtimes=runtimes, events=containers.events,
+                    ncpu=host_cpus(),
+                )
+            ).register(router)  # fmt: skip
+            ContainerOpsAPI(containers).register(router)
+            ContainerStatsAPI(containers).register(router)
             ExecAPI(containers.execs).register(router)
-            DiskUsageAPI(containers, images).register(router)
+            DiskUsageAPI(containers, images, volumes).register(router)
             ImagesAPI(images, containers).register(router)
+            VolumesAPI(volumes).register(router)
             server = Server(EngineApplication(router))
             stack.push_async_callback(server.close)
             for host in config.hosts:

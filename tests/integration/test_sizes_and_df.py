@@ -55,6 +55,12 @@ def test_system_df_reports_images_and_containers(daemon: EssaimDaemon) -> None:
     assert busybox and busybox[0]["Containers"] >= 1
     mine = [c for c in usage["Containers"] if c["Names"] == [f"/{name}"]]
     assert mine and 50_000 <= mine[0]["SizeRw"] < 100_000
+    volume = f"dfvol-{time.monotonic_ns()}"
+    assert daemon.docker("run", "--rm", "-v", f"{volume}:/v", "busybox", "sh", "-c",
+                         "head -c 20000 /dev/zero > /v/f").returncode == 0  # fmt: skip
+    volumes = [v for v in daemon.client().api.df()["Volumes"] if v["Name"] == volume]
+    assert volumes and volumes[0]["UsageData"] == {"Size": 20000, "RefCount": 0}
+    daemon.docker("volume", "rm", volume)
     table = daemon.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}}")
     assert table.returncode == 0, table.stderr
     assert "Images" in table.stdout and "Containers" in table.stdout

@@ -38,6 +38,9 @@ class SimulatedRuntime:
     async def pause(self, cid: str) -> None:
         pass
 
+    async def update(self, cid: str, resources: dict[str, object]) -> None:
+        pass
+
     async def resume(self, cid: str) -> None:
         pass
 

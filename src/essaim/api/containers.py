@@ -17,6 +17,12 @@ from essaim.api.health_wire import (
     inspect_health,
     parse_healthcheck,
 )
+from essaim.api.mount_wire import (
+    mount_point_wire,
+    mount_spec_wire,
+    parse_mounts,
+    parse_tmpfs,
+)  # fmt: skip
 from essaim.api.request import Request
 from essaim.api.responses import (
     AnyResponse,
@@ -140,18 +146,25 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         security_opt=_strings(host.get("SecurityOpt"), "SecurityOpt"),
         memory=_int(host.get("Memory"), "Memory"),
         memory_swap=_int(host.get("MemorySwap"), "MemorySwap"),
+        memory_reservation=_int(host.get("MemoryReservation"), "MemoryReservation"),
+        oom_kill_disable=bool(host.get("OomKillDisable")),
         nano_cpus=_int(host.get("NanoCpus"), "NanoCpus"),
         cpu_shares=_int(host.get("CpuShares"), "CpuShares"),
         cpu_quota=_int(host.get("CpuQuota"), "CpuQuota"),
         cpu_period=_int(host.get("CpuPeriod"), "CpuPeriod"),
         pids_limit=_int(host.get("PidsLimit"), "PidsLimit"),
+        cpuset_cpus=str(host.get("CpusetCpus") or ""),
+        cpuset_mems=str(host.get("CpusetMems") or ""),
+        shm_size=_int(host.get("ShmSize"), "ShmSize"),
         ulimits=ulimits,
         binds=_strings(host.get("Binds"), "Binds"),
+        mounts=parse_mounts(host.get("Mounts")),
+        tmpfs=parse_tmpfs(host.get("Tmpfs")),
+        volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
+        volume_driver=str(host.get("VolumeDriver") or ""),
         init=bool(host.get("Init")),
         oom_score_adj=_int(host.get("OomScoreAdj"), "OomScoreAdj"),
     )
-    if host_config.binds:
-        raise InvalidParameter("bind mounts are not supported by this engine yet")
     return config, host_config
 
 
@@ -168,7 +181,8 @@ def inspect_wire(container: Container) -> dict[str, Any]:
         "Args": container.args,
         "State": {
             "Status": state.status,
-            "Running": state.status in (RUNNING, PAUSED),
+            # dockerd counts a restarting container as running (its SetRestarting).
+            "Running": state.status in (RUNNING, PAUSED, RESTARTING),
             "Paused": state.status == PAUSED,
             "Restarting": state.status == RESTARTING,
             "OOMKilled": state.oom_killed,
@@ -204,8 +218,10 @@ def inspect_wire(container: Container) -> dict[str, Any]:
                 "MaximumRetryCount": host.restart_policy.maximum_retry_count,
             },
             "AutoRemove": host.auto_remove,
-            "VolumeDriver": "",
-            "VolumesFrom": None,
+            "VolumeDriver": host.volume_driver,
+            "VolumesFrom": host.volumes_from or None,
+            **({"Mounts": [mount_spec_wire(m) for m in host.mounts]} if host.mounts else {}),
+            **({"Tmpfs": host.tmpfs} if host.tmpfs else {}),
             "ConsoleSize": list(host.console_size),
             "CapAdd": host.cap_add or None,
             "CapDrop": host.cap_drop or None,
@@ -215,17 +231,22 @@ def inspect_wire(container: Container) -> dict[str, Any]:
             "Runtime": container.runtime,
             "Memory": host.memory,
             "MemorySwap": host.memory_swap,
+            "MemoryReservation": host.memory_reservation,
+            "OomKillDisable": host.oom_kill_disable,
             "NanoCpus": host.nano_cpus,
             "CpuShares": host.cpu_shares,
             "CpuQuota": host.cpu_quota,
             "CpuPeriod": host.cpu_period,
             "PidsLimit": host.pids_limit or None,
+            "CpusetCpus": host.cpuset_cpus,
+            "CpusetMems": host.cpuset_mems,
+            "ShmSize": host.shm_size,
             "Ulimits": [{"Name": n, "Soft": s, "Hard": h} for n, s, h in host.ulimits] or None,
             "OomScoreAdj": host.oom_score_adj,
             "Init": host.init,
         },
         "GraphDriver": {"Name": container.driver, "Data": None},
-        "Mounts": [],
+        "Mounts": [mount_point_wire(p) for p in container.mount_points],
         "Config": {
             "Hostname": config.hostname,
             "Domainname": config.domainname,
@@ -276,7 +297,7 @@ def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]
         "Status": status_text(container, now),
         "HostConfig": {"NetworkMode": container.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": [mount_point_wire(p) for p in container.mount_points],
     }
 
 
@@ -408,7 +429,9 @@ class ContainersAPI:
         return empty(200)
 
     async def remove(self, req: Request) -> AnyResponse:
-        await self.containers.remove(req.params["id"], force=req.query.get_bool("force"))
+        await self.containers.remove(
+            req.params["id"], force=req.query.get_bool("force"), volumes=req.query.get_bool("v")
+        )
         return empty(204)
 
     async def logs(self, req: Request) -> AnyResponse:
@@ -473,4 +496,13 @@ def _list_match(c: Container, filters: Filters) -> bool:
         for v in filters.values("ancestor")
     ):
         return False
+    if "volume" in filters and not any(
+        _mounts_volume(c, v) for v in filters.values("volume")
+    ):  # fmt: skip
+        return False
     return filters.match_labels(c.config.labels)
+
+
+def _mounts_volume(c: Container, value: str) -> bool:
+    """dockerd's `volume` filter: a mount's volume name (or bind source), or its path."""
+    return any(value in (p.name or p.source, p.destination) for p in c.mount_points)

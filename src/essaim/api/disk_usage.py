@@ -1,11 +1,13 @@
 """`GET /system/df` (`docker system df`): images with their shared layers and container
-counts, containers with their writable layers, the total size of the layers on disk.
+counts, containers with their writable layers, volumes with their use, all layers' size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from essaim.api.containers import summary_wire
@@ -13,15 +15,22 @@ from essaim.api.images import list_wire
 from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, json_response
 from essaim.api.router import Router
+from essaim.api.volumes import volume_wire
 from essaim.engine.containers import ContainerService
+from essaim.engine.disk_usage import directory_size
 from essaim.image.listing import ListQuery
 from essaim.image.service import ImageService
+from essaim.volume.query import VolumeQuery
+from essaim.volume.service import VolumeService
 
 
 class DiskUsageAPI:
-    def __init__(self, containers: ContainerService, images: ImageService) -> None:
+    def __init__(
+        self, containers: ContainerService, images: ImageService, volumes: VolumeService
+    ) -> None:
         self.containers = containers
         self.images = images
+        self.volumes = volumes
 
     def register(self, router: Router) -> None:
         router.get("/system/df", self.df)
@@ -60,7 +69,19 @@ class DiskUsageAPI:
                 "LayersSize": sum(layer_size.values()),
                 "Images": images_out,
                 "Containers": containers_out,
-                "Volumes": [],
+                "Volumes": await self._volumes(),
                 "BuildCache": [],
             }
         )
+
+    async def _volumes(self) -> list[dict[str, Any]]:
+        out = []
+        for volume in self.volumes.find(VolumeQuery()):
+            mountpoint = self.volumes.mountpoint(volume.name)
+            wire = volume_wire(volume, mountpoint)
+            size = await asyncio.get_running_loop().run_in_executor(
+                None, directory_size, Path(mountpoint)
+            )
+            wire["UsageData"] = {"Size": size, "RefCount": len(self.volumes.users(volume.name))}
+            out.append(wire)
+        return out

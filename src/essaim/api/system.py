@@ -19,6 +19,7 @@ from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.system import go_arch, host_info, kernel_features, tool_version
 from essaim.image.service import ImageService
 from essaim.model.container import PAUSED, RUNNING
+from essaim.runtime.init_binary import find_init_binary, init_version
 from essaim.store.events import EventBus
 
 PING_HEADERS = [
@@ -154,10 +155,10 @@ class SystemAPI:
                           "ControlAvailable": False, "Error": "", "RemoteManagers": None},
                 "LiveRestoreEnabled": True,
                 "Isolation": "",
-                "InitBinary": "",
+                "InitBinary": Path(find_init_binary() or "").name,
                 "ContainerdCommit": {"ID": ""},
                 "RuncCommit": {"ID": tool_version(self.facts.default_runtime)},
-                "InitCommit": {"ID": ""},
+                "InitCommit": {"ID": init_version()},
                 "SecurityOptions": ["name=seccomp,profile=builtin"],
                 "Warnings": [],
             }

@@ -23,7 +23,9 @@ from essaim.engine.index import ContainerIndex
 from essaim.engine.monitor import ExitMonitor
 from essaim.engine.naming import new_id
 from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
+from essaim.engine.pause import signal_thaws, thaw_after_signal
 from essaim.engine.removal import Removal
+from essaim.engine.resource_settings import settle_resources
 from essaim.engine.restart_policy import validate_restart_policy
 from essaim.engine.start import Starter
 from essaim.engine.stopping import (
@@ -55,6 +57,8 @@ from essaim.runtime.host import HostFacts
 from essaim.runtime.registry import Runtimes
 from essaim.store import Store
 from essaim.store.events import EventBus
+from essaim.volume.container_mounts import ContainerMounts
+from essaim.volume.service import VolumeService
 
 
 class ContainerService:
@@ -67,20 +71,24 @@ class ContainerService:
         images: ImageService,
         runtimes: Runtimes,
         cgroup_parent: str,
+        volumes: VolumeService,
     ) -> None:
         self.images = images
+        self.mounts = ContainerMounts(volumes)
         self.runtimes = runtimes
         self.index = ContainerIndex(store)
         self.events = ContainerEvents(events)
         self.storage = ContainerStorage(
-            data_root / "containers", images=images, runtimes=runtimes, index=self.index
-        )
+            data_root / "containers", images=images, runtimes=runtimes, index=self.index,
+            mounts=self.mounts,
+        )  # fmt: skip
         self.waiters = ExitWaiters()
         self.tasks = BackgroundTasks()
         self.attachments = Attachments(self.tasks)
         self.removal = Removal(
-            index=self.index, storage=self.storage, events=self.events, waiters=self.waiters
-        )
+            index=self.index, storage=self.storage, events=self.events, waiters=self.waiters,
+            mounts=self.mounts,
+        )  # fmt: skip
         host = HostFacts.read()
         starter = Starter(
             index=self.index, storage=self.storage, runtimes=runtimes,
@@ -102,6 +110,7 @@ class ContainerService:
     async def load(self) -> None:
         """Read every record and find running containers again (they outlive us)."""
         await self.index.load()
+        self.mounts.adopt(self.index.all())
         await self.storage.load()
         for container in self.index.all():
             await self.monitor.readopt(container)
@@ -149,6 +158,7 @@ class ContainerService:
         runtime_name = self.runtimes.get(host_config.runtime).runtime_name
         requested = self.index.check_name(name) if name else None
         validate_restart_policy(host_config.restart_policy, auto_remove=host_config.auto_remove)
+        settle_resources(host_config)
         image = await self.images.get(config.image)
         chain_ids, layer_digests = self.images.rootfs_layers(image)
         argv = apply_image_config(config, image.config)
@@ -174,13 +184,17 @@ class ContainerService:
         )
         # Held before anything awaits: an `rmi -f` from now on leaves the layers be.
         self.storage.hold_new_layers(cid, chain_ids, layer_digests)
+        made_volumes: builtins.list[str] = []
         try:
+            made_volumes = await self.mounts.create(container, image.config.volumes, self.get)
             await self.storage.make_dir(
                 cid, config.hostname, config.domainname, host_network=host_network
             )
+            await self.storage.seed_volumes(container)
             await self.index.save(container)
         except BaseException:
             self.index.forget(container)
+            await self.mounts.release(container, remove=made_volumes)
             await self.storage.undo_create(cid)
             raise
         self.events.publish(container, "create")
@@ -190,6 +204,8 @@ class ContainerService:
         container = self.get(ref)
         async with self.index.lock(container.id):
             container = self.get(container.id)
+            if container.state.status == PAUSED:
+                raise Conflict("cannot start a paused container, try unpause instead")
             if container.state.status in (RUNNING, PAUSED, RESTARTING):
                 raise NotModified("container already started")
             if container.state.status == REMOVING:
@@ -201,25 +217,35 @@ class ContainerService:
     async def kill(self, ref: str, signal: str | None) -> None:
         container = self.get(ref)
         sig = parse_signal(signal)
+        if container.state.status == RESTARTING:
+            # As dockerd: no process to signal, and the pending restart is called off.
+            await self._cancel_restart(container)
+            return
         if not container.state.running or container.state.pid <= 0:
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
         if sig in STOPPING_SIGNALS:
             container.state.stopped_by_user = True
         send_signal(container.state.pid, sig)
+        if container.state.status == PAUSED and signal_thaws(container, sig):
+            await thaw_after_signal(container, self.runtimes.get(container.runtime), self.index)
         self.events.publish(container, "kill", signal=str(sig))
 
     async def stop(self, ref: str, grace: int | None, signal: str | None) -> None:
         container = self.get(ref)
         if container.state.status == RESTARTING:
-            container.state.status = EXITED
-            container.state.stopped_by_user = True
-            await self.index.save(container)
+            await self._cancel_restart(container)
             return
         if not container.state.running:
             raise NotModified("container already stopped")
         sig = stop_signal(signal, container)
         await self._stop_running(container, sig, stop_grace(grace, container))
         self.events.publish(container, "stop")
+
+    async def _cancel_restart(self, container: Container) -> None:
+        """A restarting container has no process: stopping it calls its restart off."""
+        container.state.status = EXITED
+        container.state.stopped_by_user = True
+        await self.index.save(container)
 
     async def _stop_running(self, container: Container, sig: int, grace: int) -> None:
         container.state.stopped_by_user = True
@@ -257,9 +283,22 @@ class ContainerService:
         condition = parse_wait_condition(condition)
         return self.waiters.wait(self.get(ref), condition)
 
-    async def remove(self, ref: str, *, force: bool) -> None:
+    async def remove(self, ref: str, *, force: bool, volumes: bool = False) -> None:
+        """`volumes` removes its anonymous volumes too (`rm -v`)."""
         container = self.get(ref)
+        if container.state.status == RESTARTING:
+            if not force:
+                raise Conflict(
+                    f'cannot remove container "/{container.name}": container is restarting: '
+                    "stop the container before removing or force remove"
+                )
+            await self._cancel_restart(container)
         if container.state.running:
+            if not force and container.state.status == PAUSED:
+                raise Conflict(
+                    f'cannot remove container "/{container.name}": '
+                    "container is paused and must be unpaused first"
+                )
             if not force:
                 raise Conflict(
                     f'cannot remove container "/{container.name}": container is running: '
@@ -268,7 +307,7 @@ class ContainerService:
             await self._stop_running(container, signals.SIGKILL, -1)
         async with self.index.lock(container.id):
             if container.id in self.index:
-                await self.removal.remove(container)
+                await self.removal.remove(container, volumes=volumes)
 
     def prepare_attach(
         self, ref: str, options: AttachOptions

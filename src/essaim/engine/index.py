@@ -75,6 +75,13 @@ class ContainerIndex:
         self._names[name] = cid
         return name
 
+    def move_name(self, container: Container, name: str) -> None:
+        """Give `container` the name `name` (checked by the caller) and free its old one."""
+        self._names[name] = container.id
+        if container.name != name and self._names.get(container.name) == container.id:
+            del self._names[container.name]
+        container.name = name
+
     def _name_conflict(self, name: str) -> Conflict:
         return Conflict(
             f'Conflict. The container name "/{name}" is already in use by container '

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from essaim.engine.container_events import ContainerEvents
 from essaim.engine.index import ContainerIndex
 from essaim.engine.removal import Removal
-from essaim.engine.restart_policy import restart_delay, should_restart
+from essaim.engine.restart_policy import next_restart_delay, should_restart
 from essaim.engine.start import Starter
 from essaim.engine.storage import ContainerStorage
 from essaim.engine.tasks import BackgroundTasks
@@ -43,9 +42,16 @@ class ExitMonitor:
         self.tasks = tasks
         self.starter = starter
         self.removal = removal
+        # The delay before each container's last restart by its policy (dockerd keeps it
+        # in memory too: a daemon start begins again at 100 ms).
+        self._restart_delays: dict[str, float] = {}
 
-    async def run(self, container: Container) -> None:
-        """Start the container (its lock held) and watch it until it exits."""
+    async def run(self, container: Container, *, by_policy: bool = False) -> None:
+        """Start the container (its lock held) and watch it until it exits. A start by
+        the user begins a new back-off and a new restart count, as dockerd's does."""
+        if not by_policy:
+            self._restart_delays.pop(container.id, None)
+            container.state.restart_count = 0
         started = await self.starter.start(container)
         self._watch(container.id, started.conmon_pid)
 
@@ -56,7 +62,14 @@ class ExitMonitor:
         if state.status == REMOVING:
             await self.removal.finish(container)
             return
-        if state.status not in (RUNNING, PAUSED, RESTARTING):
+        if state.status == RESTARTING:
+            # We went away during its back-off: it is due now.
+            self.tasks.spawn(self._restart_later(container.id, 0.0), f"restart-{container.id}")
+            return
+        if state.status == EXITED:
+            await self._restart_at_boot(container)
+            return
+        if state.status not in (RUNNING, PAUSED):
             return
         if conmon_alive(state.conmon_pid, container.id):
             log.info("re-adopted running container %s", container.id[:12])
@@ -64,7 +77,16 @@ class ExitMonitor:
             return
         # It ended while we were away: conmon left its exit code on disk.
         code = read_exit_code(self.storage.files(container.id), container.id)
-        await self._on_exit(container.id, 255 if code is None else code)
+        await self._on_exit(container.id, 255 if code is None else code, at_boot=True)
+
+    async def _restart_at_boot(self, container: Container) -> None:
+        """A container that was down when we started (a host reboot, a stop before the
+        last daemon stop) and whose policy says so starts again, at once, as dockerd's."""
+        if not should_restart(container.host_config.restart_policy, container.state, at_boot=True):
+            return
+        container.state.status = RESTARTING
+        await self.index.save(container)
+        self.tasks.spawn(self._restart_later(container.id, 0.0), f"restart-{container.id}")
 
     def _watch(self, cid: str, conmon_pid: int) -> None:
         self.tasks.spawn(self._monitor(cid, conmon_pid), f"monitor-{cid}")
@@ -74,7 +96,7 @@ class ExitMonitor:
         code = read_exit_code(self.storage.files(cid), cid)
         await self._on_exit(cid, 255 if code is None else code)
 
-    async def _on_exit(self, cid: str, exit_code: int) -> None:
+    async def _on_exit(self, cid: str, exit_code: int, *, at_boot: bool = False) -> None:
         container = self.index.find(cid)
         if container is None:
             return
@@ -89,12 +111,26 @@ class ExitMonitor:
             state.conmon_pid = 0
             state.finished_at = now_rfc3339()
             state.oom_killed = (self.storage.files(cid).bundle / "oom").exists()
+            ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
+            policy = container.host_config.restart_policy
+            restart = not container.host_config.auto_remove and should_restart(
+                policy, state, at_boot=at_boot
+            )
+            delay = 0.0
+            if not restart:
+                self._restart_delays.pop(cid, None)
+            else:
+                # Counted and shown as "restarting" from the exit on, as dockerd does.
+                state.status = RESTARTING
+                if not at_boot:  # dockerd's restore restarts without counting
+                    state.restart_count += 1
+                    delay = next_restart_delay(self._restart_delays.get(cid, 0.0), ran_for)
+                    self._restart_delays[cid] = delay
             # This exit answers the waits registered before it; a `next-exit` wait that
             # arrives while the record is saved already sees it stopped: it is for the next run.
             answered = self.waiters.take_next_exit(cid)
             if not container.host_config.auto_remove:
                 await self.index.save(container)
-            ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
             self.events.publish(
                 container, "die", exitCode=str(exit_code), execDuration=str(max(0, int(ran_for)))
             )
@@ -103,26 +139,23 @@ class ExitMonitor:
                 await self.removal.finish(container)
                 return
             await self.storage.release_run(container)
-            if should_restart(container.host_config.restart_policy, state):
-                self.tasks.spawn(self._restart_later(container), f"restart-{cid}")
+            if restart:
+                self.tasks.spawn(self._restart_later(cid, delay), f"restart-{cid}")
 
-    async def _restart_later(self, container: Container) -> None:
-        cid = container.id
-        ran_for = time.time() - unix_seconds(container.state.started_at)
-        delay = restart_delay(container.state.restart_count, ran_for)
-        container.state.status = RESTARTING
-        await self.index.save(container)
+    async def _restart_later(self, cid: str, delay: float) -> None:
+        """Start a restarting container after `delay`, unless a stop, kill, start or
+        removal took it out of "restarting" meanwhile. Like dockerd, this emits `start`
+        (the `die` came with the exit); `restart` is for `docker restart`."""
         await asyncio.sleep(delay)
         async with self.index.lock(cid):
             current = self.index.find(cid)
             if current is None or current.state.status != RESTARTING:
+                if current is None:
+                    self._restart_delays.pop(cid, None)
                 return
-            current.state.restart_count += 1
             try:
-                await self.run(current)
+                await self.run(current, by_policy=True)
             except EssaimError as exc:
                 log.warning("restart of %s failed: %s", cid[:12], exc.message)
                 current.state.status = EXITED
                 await self.index.save(current)
-                return
-        self.events.publish(current, "restart")

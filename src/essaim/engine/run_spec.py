@@ -11,9 +11,11 @@ from essaim.engine.hostfiles import host_file_mounts
 from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
 from essaim.errors import Conflict
 from essaim.model.container import PAUSED, RUNNING, Container
-from essaim.runtime.mounts import bind_mount
+from essaim.runtime.init_binary import init_args, init_binary, init_mount
+from essaim.runtime.mounts import DEFAULT_SHM_SIZE, bind_mount
 from essaim.runtime.rlimits import Ulimit
 from essaim.runtime.spec import RunSpec
+from essaim.volume.oci import mounted_destinations, oci_mounts
 
 
 def run_spec(
@@ -38,12 +40,23 @@ def run_spec(
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         namespace = f"/proc/{other.state.pid}/ns/net"
         files_dir = containers_root / other.id  # its names and resolvers too
-    mounts = [bind_mount(src, dest) for src, dest in host_file_mounts(files_dir)]
+    # The user's binds, volumes and tmpfs; a host file they cover is left out.
+    user_mounts = oci_mounts(container.mount_points, host.tmpfs)
+    covered = mounted_destinations(container.mount_points, host.tmpfs)
+    mounts = [
+        bind_mount(src, dest) for src, dest in host_file_mounts(files_dir) if dest not in covered
+    ]
+    mounts += user_mounts
     rows, cols = host.console_size
+    args = [container.path, *container.args]
+    if host.init:
+        # As dockerd: `/sbin/docker-init -- <command>`; inspect keeps Path and Args as asked.
+        mounts.append(init_mount(init_binary()))
+        args = init_args(args)
     return RunSpec(
         container_id=container.id,
         rootfs=str(rootfs),
-        args=[container.path, *container.args],
+        args=args,
         env=config.env,
         cwd=config.working_dir or "/",
         user=config.user,
@@ -61,11 +74,16 @@ def run_spec(
         security_opt=host.security_opt,
         memory=host.memory,
         memory_swap=host.memory_swap,
+        memory_reservation=host.memory_reservation,
+        oom_kill_disable=host.oom_kill_disable,
         nano_cpus=host.nano_cpus,
         cpu_shares=host.cpu_shares,
         cpu_quota=host.cpu_quota,
         cpu_period=host.cpu_period,
         pids_limit=host.pids_limit,
+        cpuset_cpus=host.cpuset_cpus,
+        cpuset_mems=host.cpuset_mems,
+        shm_size=host.shm_size or DEFAULT_SHM_SIZE,
         ulimits=[Ulimit(name=n, soft=s, hard=h) for n, s, h in host.ulimits],
         oom_score_adj=host.oom_score_adj,
     )

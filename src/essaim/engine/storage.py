@@ -19,6 +19,7 @@ from essaim.image.service import ImageService
 from essaim.model.container import Container
 from essaim.runtime.base import ContainerFiles, OCIRuntime
 from essaim.runtime.registry import Runtimes
+from essaim.volume.container_mounts import ContainerMounts
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,16 @@ _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
 class ContainerStorage:
     def __init__(
-        self, root: Path, *, images: ImageService, runtimes: Runtimes, index: ContainerIndex
+        self,
+        root: Path,
+        *,
+        images: ImageService,
+        runtimes: Runtimes,
+        index: ContainerIndex,
+        mounts: ContainerMounts,
     ) -> None:
         self.root = root
+        self.mounts = mounts
         self.root.mkdir(parents=True, exist_ok=True)
         self.images = images
         self.runtimes = runtimes
@@ -65,7 +73,24 @@ class ContainerStorage:
     async def mount_rootfs(self, container: Container) -> Path:
         # The recorded layers, not the image: `rmi -f` may have taken it.
         chain_ids, layer_digests = await self.hold_layers(container)
-        return await self.images.mount_layers(chain_ids, layer_digests, self.root / container.id)
+        rootfs = await self.images.mount_layers(chain_ids, layer_digests, self.root / container.id)
+        # Its volumes too (bind sources made, option filesystems mounted); a failure
+        # here is undone with the rootfs by `unmount_rootfs`.
+        await self.mounts.attach(container)
+        return rootfs
+
+    async def seed_volumes(self, container: Container) -> None:
+        """At create: copy the image's content into the container's empty volumes, from
+        its rootfs mounted for the while."""
+        if not self.mounts.needs_seeding(container):
+            return
+        chain_ids, layer_digests = await self.hold_layers(container)
+        container_dir = self.root / container.id
+        rootfs = await self.images.mount_layers(chain_ids, layer_digests, container_dir)
+        try:
+            await self.mounts.seed(container, rootfs)
+        finally:
+            await self.images.unmount_rootfs(container_dir)
 
     async def release_run(self, container: Container) -> None:
         """Free what a run held: the runtime's state and cgroup, the rootfs mount; both
@@ -79,6 +104,8 @@ class ContainerStorage:
         self._released.add(cid)
 
     async def unmount_rootfs(self, cid: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.mounts.detach(cid)
         with contextlib.suppress(Exception):
             await self.images.unmount_rootfs(self.root / cid)
 

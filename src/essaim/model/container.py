@@ -8,6 +8,7 @@ import msgspec
 
 from essaim.model.health import HealthState
 from essaim.model.image import HealthConfig
+from essaim.model.mount import MountPoint, MountSpec
 
 # Docker's status words, as `docker ps` filters and `State.Status` use them.
 CREATED = "created"
@@ -64,13 +65,22 @@ class HostConfig(msgspec.Struct):
     security_opt: list[str] = []
     memory: int = 0
     memory_swap: int = 0
+    memory_reservation: int = 0
+    oom_kill_disable: bool = False
     nano_cpus: int = 0
     cpu_shares: int = 0
     cpu_quota: int = 0
     cpu_period: int = 0
     pids_limit: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    shm_size: int = 0  # bytes; 0 is Docker's default, 64 MiB
     ulimits: list[tuple[str, int, int]] = []
     binds: list[str] = []
+    mounts: list[MountSpec] = []  # --mount
+    tmpfs: dict[str, str] = {}  # --tmpfs destination -> options
+    volumes_from: list[str] = []
+    volume_driver: str = ""
     init: bool = False
     oom_score_adj: int = 0
     log_type: str = "json-file"
@@ -113,3 +123,5 @@ class Container(msgspec.Struct):
     # written before they were kept), and the blob of each, to unpack a lost snapshot.
     chain_ids: list[str] | None = None
     layer_digests: list[str] = []
+    # Binds, volumes and tmpfs mounts as resolved at create (`Mounts` in inspect).
+    mount_points: list[MountPoint] = []

@@ -108,6 +108,11 @@ class OCIRuntime(Protocol):
 
     async def pause(self, cid: str) -> None: ...
 
+    async def update(self, cid: str, resources: dict[str, object]) -> None:
+        """Apply OCI `linux.resources` fields to a running container's cgroups; the
+        fields left out keep their values."""
+        ...
+
     async def resume(self, cid: str) -> None: ...
 
     def open_attach(self, cid: str) -> socket.socket:

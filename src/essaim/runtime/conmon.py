@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -148,6 +149,17 @@ class ConmonRuntime:
         with contextlib.suppress(RuntimeError_):
             await self._run_runtime("delete", "--force", cid)
 
+    async def update(self, cid: str, resources: dict[str, object]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *self._runtime_argv("update", "--resources", "-", cid),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate(json.dumps(resources).encode())
+        if proc.returncode != 0:
+            raise RuntimeError_(runtime_message(err.decode(errors="replace")))
+
     async def pause(self, cid: str) -> None:
         await self._run_runtime("pause", cid)
 
@@ -272,6 +284,9 @@ async def _release_exec_fifo(fifo: Path) -> bool:
 
 
 def send_signal(pid: int, sig: int) -> None:
+    # A pid of 0 or less would signal our own process group (or every process).
+    if pid <= 0:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 

@@ -1,4 +1,4 @@
-"""Cgroup resources of a container: device access, memory, CPU and pids limits.
+"""Cgroup resources of a container: device access, memory, CPU, cpuset and pids limits.
 
 Validation follows Docker's rules and wording; values are converted to the OCI units.
 """
@@ -43,8 +43,29 @@ def device_rules(*, privileged: bool) -> list[dict[str, object]]:
     ]
 
 
-def memory_limits(memory: int, memory_swap: int, *, swap_limit: bool) -> dict[str, object]:
-    """OCI `memory`: `limit` in bytes, `swap` as memory+swap (-1 unlimited), per Docker."""
+def memory_limits(
+    memory: int,
+    memory_swap: int,
+    *,
+    swap_limit: bool,
+    reservation: int = 0,
+    oom_kill_disable: bool = False,
+) -> dict[str, object]:
+    """OCI `memory`: `limit` in bytes, `swap` as memory+swap (-1 unlimited), the soft
+    limit (`reservation`) and the OOM killer switch, per Docker."""
+    if reservation < 0:
+        raise InvalidParameter("invalid memory reservation: must not be negative")
+    if 0 < reservation < MIN_MEMORY:
+        raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+    if memory > 0 and reservation > memory:
+        raise InvalidParameter(
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
+        )
+    extra: dict[str, object] = {}
+    if reservation:
+        extra["reservation"] = reservation
+    if oom_kill_disable:
+        extra["disableOOMKiller"] = True
     if memory < 0:
         raise InvalidParameter("invalid memory limit: must not be negative")
     if memory_swap < -1:
@@ -54,7 +75,7 @@ def memory_limits(memory: int, memory_swap: int, *, swap_limit: bool) -> dict[st
             raise InvalidParameter(
                 "You should always set the Memory limit when using Memoryswap limit, see usage"
             )
-        return {}
+        return extra
     if memory < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if memory_swap > 0 and memory_swap < memory:
@@ -65,7 +86,48 @@ def memory_limits(memory: int, memory_swap: int, *, swap_limit: bool) -> dict[st
     if swap_limit:
         # Unset swap means "as much swap again as memory", Docker's default.
         limits["swap"] = memory_swap if memory_swap != 0 else 2 * memory
-    return limits
+    return limits | extra
+
+
+def parse_cpuset(text: str) -> set[int]:
+    """A cpuset list as the kernel writes it ("0-2,4"); ValueError if malformed."""
+    chosen: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.partition("-")
+        low = int(first)
+        high = int(last) if dash else low
+        if low < 0 or high < low:
+            raise ValueError(part)
+        chosen.update(range(low, high + 1))
+    return chosen
+
+
+def format_cpuset(cpus: set[int]) -> str:
+    """The kernel's spelling of a cpuset: ranges joined by commas ("0-1,3")."""
+    ranges: list[str] = []
+    for cpu in sorted(cpus):
+        if ranges and cpu - 1 in cpus:
+            ranges[-1] = ranges[-1].split("-")[0] + f"-{cpu}"
+        else:
+            ranges.append(str(cpu))
+    return ",".join(ranges)
+
+
+def check_cpuset(value: str, available: set[int] | None, *, what: str) -> None:
+    """Docker's 400s for --cpuset-cpus (`what` "cpus") or --cpuset-mems ("mems");
+    `available` None checks the spelling only."""
+    if not value:
+        return
+    try:
+        requested = parse_cpuset(value)
+    except ValueError:
+        raise InvalidParameter(f"Invalid value {value} for cpuset {what}") from None
+    if available is not None and not requested <= available:
+        kind = "CPUs" if what == "cpus" else "memory nodes"
+        raise InvalidParameter(
+            f"Requested {kind} are not available - requested {value}, "
+            f"available: {format_cpuset(available)}"
+        )
 
 
 def cpu_limits(
@@ -118,10 +180,17 @@ def container_resources(
     cpu_period: int,
     ncpu: int,
     pids_limit: int,
+    memory_reservation: int = 0,
+    oom_kill_disable: bool = False,
+    cpuset_cpus: str = "",
+    cpuset_mems: str = "",
 ) -> dict[str, object]:
     """The OCI `linux.resources` object; absent limits are left out."""
     resources: dict[str, object] = {"devices": device_rules(privileged=privileged)}
-    memory_section = memory_limits(memory, memory_swap, swap_limit=swap_limit)
+    memory_section = memory_limits(
+        memory, memory_swap, swap_limit=swap_limit,
+        reservation=memory_reservation, oom_kill_disable=oom_kill_disable,
+    )  # fmt: skip
     if memory_section:
         resources["memory"] = memory_section
     cpu_section = cpu_limits(
@@ -131,6 +200,13 @@ def container_resources(
         cpu_period=cpu_period,
         ncpu=ncpu,
     )
+    check_cpuset(cpuset_cpus, set(range(ncpu)), what="cpus")
+    if cpuset_cpus:
+        cpu_section["cpus"] = cpuset_cpus
+    if cpuset_mems:
+        # Memory nodes are not among the host facts; the kernel refuses a missing one.
+        check_cpuset(cpuset_mems, None, what="mems")
+        cpu_section["mems"] = cpuset_mems
     if cpu_section:
         resources["cpu"] = cpu_section
     # Docker treats 0 and -1 alike: no pids limit.

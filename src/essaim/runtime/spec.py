@@ -78,6 +78,10 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     network_namespace: str | None = ""
     memory: int = 0  # bytes; 0 is no limit
     memory_swap: int = 0  # memory+swap bytes; 0 is twice memory, -1 unlimited
+    memory_reservation: int = 0  # the soft limit; 0 is none
+    oom_kill_disable: bool = False
+    cpuset_cpus: str = ""  # "0-1,3"; "" is every CPU
+    cpuset_mems: str = ""
     nano_cpus: int = 0
     cpu_shares: int = 0
     cpu_quota: int = 0
@@ -174,6 +178,10 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
             cpu_period=spec.cpu_period,
             ncpu=host.ncpu,
             pids_limit=spec.pids_limit,
+            memory_reservation=spec.memory_reservation,
+            oom_kill_disable=spec.oom_kill_disable,
+            cpuset_cpus=spec.cpuset_cpus,
+            cpuset_mems=spec.cpuset_mems,
         ),
     }
     if spec.cgroups_path:
