@@ -9,27 +9,10 @@ from typing import Any
 from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, json_response
 from essaim.api.router import Router
+from essaim.api.wire_fields import integer, string
 from essaim.engine.update import ContainerUpdater, ResourceUpdate
 from essaim.errors import InvalidParameter
 from essaim.model.container import RestartPolicy
-
-
-def _int(body: dict[str, Any], field: str) -> int:
-    value = body.get(field)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected an integer")
-    return value
-
-
-def _str(body: dict[str, Any], field: str) -> str:
-    value = body.get(field)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected a string")
-    return value
 
 
 def parse_update(body: Any) -> ResourceUpdate:
@@ -40,20 +23,24 @@ def parse_update(body: Any) -> ResourceUpdate:
     restart = body.get("RestartPolicy") or {}
     if not isinstance(restart, dict):
         raise InvalidParameter("json: cannot unmarshal RestartPolicy: expected an object")
-    name = _str(restart, "Name")
+    name = string(restart.get("Name"), "Name")
     pids = body.get("PidsLimit")
     return ResourceUpdate(
-        memory=_int(body, "Memory"),
-        memory_swap=_int(body, "MemorySwap"),
-        memory_reservation=_int(body, "MemoryReservation"),
-        nano_cpus=_int(body, "NanoCpus"),
-        cpu_shares=_int(body, "CpuShares"),
-        cpu_quota=_int(body, "CpuQuota"),
-        cpu_period=_int(body, "CpuPeriod"),
-        cpuset_cpus=_str(body, "CpusetCpus"),
-        cpuset_mems=_str(body, "CpusetMems"),
-        pids_limit=None if pids is None else _int(body, "PidsLimit"),
-        restart_policy=RestartPolicy(name, _int(restart, "MaximumRetryCount")) if name else None,
+        memory=integer(body.get("Memory"), "Memory"),
+        memory_swap=integer(body.get("MemorySwap"), "MemorySwap"),
+        memory_reservation=integer(body.get("MemoryReservation"), "MemoryReservation"),
+        nano_cpus=integer(body.get("NanoCpus"), "NanoCpus"),
+        cpu_shares=integer(body.get("CpuShares"), "CpuShares"),
+        cpu_quota=integer(body.get("CpuQuota"), "CpuQuota"),
+        cpu_period=integer(body.get("CpuPeriod"), "CpuPeriod"),
+        cpuset_cpus=string(body.get("CpusetCpus"), "CpusetCpus"),
+        cpuset_mems=string(body.get("CpusetMems"), "CpusetMems"),
+        pids_limit=None if pids is None else integer(body.get("PidsLimit"), "PidsLimit"),
+        restart_policy=RestartPolicy(
+            name, integer(restart.get("MaximumRetryCount"), "MaximumRetryCount")
+        )
+        if name
+        else None,
     )
 
 

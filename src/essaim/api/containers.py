@@ -32,6 +32,7 @@ from essaim.api.responses import (
     json_response,
 )  # fmt: skip
 from essaim.api.router import Router
+from essaim.api.wire_fields import integer, string_map, strings
 from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
 from essaim.engine.containers import ContainerService
 from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
@@ -60,33 +61,6 @@ LIST_FILTERS = (
 )  # fmt: skip
 
 
-def _strings(value: Any, field: str) -> list[str]:
-    """A JSON value that Docker accepts as a string list (null, a string, or a list)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InvalidParameter(f"json: cannot unmarshal {type(value).__name__} into {field}")
-
-
-def _dict_of_str(value: Any, field: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return dict(value)
-    raise InvalidParameter(f"json: cannot unmarshal {field}: expected an object of strings")
-
-
-def _int(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected an integer")
-    return value
-
-
 def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
     if not isinstance(body, dict):
         raise InvalidParameter("config cannot be empty in order to create a container")
@@ -101,9 +75,9 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
     stop_timeout = body.get("StopTimeout")
     config = ContainerConfig(
         image=image,
-        cmd=_strings(body.get("Cmd"), "Cmd"),
-        entrypoint=_strings(body.get("Entrypoint"), "Entrypoint"),
-        env=_strings(body.get("Env"), "Env"),
+        cmd=strings(body.get("Cmd"), "Cmd"),
+        entrypoint=strings(body.get("Entrypoint"), "Entrypoint"),
+        env=strings(body.get("Env"), "Env"),
         working_dir=str(body.get("WorkingDir") or ""),
         user=str(body.get("User") or ""),
         hostname=str(body.get("Hostname") or ""),
@@ -114,9 +88,9 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         attach_stdin=bool(body.get("AttachStdin")),
         attach_stdout=bool(body.get("AttachStdout")),
         attach_stderr=bool(body.get("AttachStderr")),
-        labels=_dict_of_str(body.get("Labels"), "Labels"),
+        labels=string_map(body.get("Labels"), "Labels"),
         stop_signal=str(body.get("StopSignal") or ""),
-        stop_timeout=None if stop_timeout is None else _int(stop_timeout, "StopTimeout"),
+        stop_timeout=None if stop_timeout is None else integer(stop_timeout, "StopTimeout"),
         exposed_ports=sorted((body.get("ExposedPorts") or {}).keys()),
         volumes=sorted((body.get("Volumes") or {}).keys()),
         healthcheck=parse_healthcheck(body.get("Healthcheck")),
@@ -127,43 +101,43 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
             "absolute path"
         )
     ulimits = [
-        (str(u.get("Name")), _int(u.get("Soft"), "Soft"), _int(u.get("Hard"), "Hard"))
+        (str(u.get("Name")), integer(u.get("Soft"), "Soft"), integer(u.get("Hard"), "Hard"))
         for u in host.get("Ulimits") or []
     ]
     host_config = HostConfig(
         auto_remove=bool(host.get("AutoRemove")),
         restart_policy=RestartPolicy(
             name=str(restart.get("Name") or "no"),
-            maximum_retry_count=_int(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
+            maximum_retry_count=integer(restart.get("MaximumRetryCount"), "MaximumRetryCount"),
         ),
         console_size=(int(console[0] or 0), int(console[1] or 0)),
         runtime=str(host.get("Runtime") or ""),
         network_mode=str(host.get("NetworkMode") or "default"),
         privileged=bool(host.get("Privileged")),
         readonly_rootfs=bool(host.get("ReadonlyRootfs")),
-        cap_add=_strings(host.get("CapAdd"), "CapAdd"),
-        cap_drop=_strings(host.get("CapDrop"), "CapDrop"),
-        security_opt=_strings(host.get("SecurityOpt"), "SecurityOpt"),
-        memory=_int(host.get("Memory"), "Memory"),
-        memory_swap=_int(host.get("MemorySwap"), "MemorySwap"),
-        memory_reservation=_int(host.get("MemoryReservation"), "MemoryReservation"),
+        cap_add=strings(host.get("CapAdd"), "CapAdd"),
+        cap_drop=strings(host.get("CapDrop"), "CapDrop"),
+        security_opt=strings(host.get("SecurityOpt"), "SecurityOpt"),
+        memory=integer(host.get("Memory"), "Memory"),
+        memory_swap=integer(host.get("MemorySwap"), "MemorySwap"),
+        memory_reservation=integer(host.get("MemoryReservation"), "MemoryReservation"),
         oom_kill_disable=bool(host.get("OomKillDisable")),
-        nano_cpus=_int(host.get("NanoCpus"), "NanoCpus"),
-        cpu_shares=_int(host.get("CpuShares"), "CpuShares"),
-        cpu_quota=_int(host.get("CpuQuota"), "CpuQuota"),
-        cpu_period=_int(host.get("CpuPeriod"), "CpuPeriod"),
-        pids_limit=_int(host.get("PidsLimit"), "PidsLimit"),
+        nano_cpus=integer(host.get("NanoCpus"), "NanoCpus"),
+        cpu_shares=integer(host.get("CpuShares"), "CpuShares"),
+        cpu_quota=integer(host.get("CpuQuota"), "CpuQuota"),
+        cpu_period=integer(host.get("CpuPeriod"), "CpuPeriod"),
+        pids_limit=integer(host.get("PidsLimit"), "PidsLimit"),
         cpuset_cpus=str(host.get("CpusetCpus") or ""),
         cpuset_mems=str(host.get("CpusetMems") or ""),
-        shm_size=_int(host.get("ShmSize"), "ShmSize"),
+        shm_size=integer(host.get("ShmSize"), "ShmSize"),
         ulimits=ulimits,
-        binds=_strings(host.get("Binds"), "Binds"),
+        binds=strings(host.get("Binds"), "Binds"),
         mounts=parse_mounts(host.get("Mounts")),
         tmpfs=parse_tmpfs(host.get("Tmpfs")),
-        volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
+        volumes_from=strings(host.get("VolumesFrom"), "VolumesFrom"),
         volume_driver=str(host.get("VolumeDriver") or ""),
         init=bool(host.get("Init")),
-        oom_score_adj=_int(host.get("OomScoreAdj"), "OomScoreAdj"),
+        oom_score_adj=integer(host.get("OomScoreAdj"), "OomScoreAdj"),
     )
     return config, host_config
 

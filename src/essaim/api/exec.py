@@ -10,19 +10,10 @@ from essaim.api.containers import MULTIPLEXED, RAW_STREAM
 from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, HijackResponse, empty, json_response
 from essaim.api.router import Router
+from essaim.api.wire_fields import strings
 from essaim.engine.exec import ExecService
 from essaim.errors import InvalidParameter
 from essaim.model.exec import ExecConfig, ExecInstance
-
-
-def _strings(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected a list of strings")
-    return list(value)
 
 
 def _console_size(value: Any) -> tuple[int, int] | None:
@@ -41,8 +32,8 @@ def parse_exec_config(body: Any) -> ExecConfig:
     if not isinstance(body, dict):
         raise InvalidParameter("No exec command specified")
     return ExecConfig(
-        cmd=_strings(body.get("Cmd"), "Cmd"),
-        env=_strings(body.get("Env"), "Env"),
+        cmd=strings(body.get("Cmd"), "Cmd"),
+        env=strings(body.get("Env"), "Env"),
         user=str(body.get("User") or ""),
         working_dir=str(body.get("WorkingDir") or ""),
         tty=bool(body.get("Tty")),

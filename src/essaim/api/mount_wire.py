@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from essaim.api.wire_fields import integer, string, string_map
 from essaim.errors import InvalidParameter
 from essaim.model.mount import (
     BindOptions,
@@ -25,47 +26,23 @@ def _object(value: Any, field: str) -> dict[str, Any] | None:
     return value
 
 
-def _str(value: Any, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected a string")
-    return value
-
-
-def _int(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameter(f"json: cannot unmarshal {field}: expected an integer")
-    return value
-
-
-def _str_map(value: Any, field: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return dict(value)
-    raise InvalidParameter(f"json: cannot unmarshal {field}: expected an object of strings")
-
-
 def parse_tmpfs(value: Any) -> dict[str, str]:
-    return _str_map(value, "HostConfig.Tmpfs")
+    return string_map(value, "HostConfig.Tmpfs")
 
 
 def _parse_mount(raw: Any) -> MountSpec:
     item = _object(raw, "HostConfig.Mounts") or {}
     spec = MountSpec(
-        type=_str(item.get("Type"), "Mount.Type"),
-        source=_str(item.get("Source"), "Mount.Source"),
-        target=_str(item.get("Target"), "Mount.Target"),
+        type=string(item.get("Type"), "Mount.Type"),
+        source=string(item.get("Source"), "Mount.Source"),
+        target=string(item.get("Target"), "Mount.Target"),
         read_only=bool(item.get("ReadOnly")),
-        consistency=_str(item.get("Consistency"), "Mount.Consistency"),
+        consistency=string(item.get("Consistency"), "Mount.Consistency"),
     )
     bind = _object(item.get("BindOptions"), "Mount.BindOptions")
     if bind is not None:
         spec.bind_options = BindOptions(
-            propagation=_str(bind.get("Propagation"), "BindOptions.Propagation"),
+            propagation=string(bind.get("Propagation"), "BindOptions.Propagation"),
             non_recursive=bool(bind.get("NonRecursive")),
             create_mountpoint=bool(bind.get("CreateMountpoint")),
         )
@@ -73,20 +50,20 @@ def _parse_mount(raw: Any) -> MountSpec:
     if volume is not None:
         spec.volume_options = VolumeOptions(
             no_copy=bool(volume.get("NoCopy")),
-            labels=_str_map(volume.get("Labels"), "VolumeOptions.Labels"),
-            subpath=_str(volume.get("Subpath"), "VolumeOptions.Subpath"),
+            labels=string_map(volume.get("Labels"), "VolumeOptions.Labels"),
+            subpath=string(volume.get("Subpath"), "VolumeOptions.Subpath"),
         )
         driver = _object(volume.get("DriverConfig"), "VolumeOptions.DriverConfig")
         if driver is not None:
             spec.volume_options.driver_config = DriverConfig(
-                name=_str(driver.get("Name"), "DriverConfig.Name"),
-                options=_str_map(driver.get("Options"), "DriverConfig.Options"),
+                name=string(driver.get("Name"), "DriverConfig.Name"),
+                options=string_map(driver.get("Options"), "DriverConfig.Options"),
             )
     tmpfs = _object(item.get("TmpfsOptions"), "Mount.TmpfsOptions")
     if tmpfs is not None:
         spec.tmpfs_options = TmpfsOptions(
-            size_bytes=_int(tmpfs.get("SizeBytes"), "TmpfsOptions.SizeBytes"),
-            mode=_int(tmpfs.get("Mode"), "TmpfsOptions.Mode"),
+            size_bytes=integer(tmpfs.get("SizeBytes"), "TmpfsOptions.SizeBytes"),
+            mode=integer(tmpfs.get("Mode"), "TmpfsOptions.Mode"),
         )
     return spec
 

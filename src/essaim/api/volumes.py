@@ -10,6 +10,7 @@ from essaim.api.filters import Filters
 from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, empty, json_response
 from essaim.api.router import Router
+from essaim.api.wire_fields import string_map
 from essaim.errors import InvalidParameter
 from essaim.model.volume import Volume
 from essaim.volume.query import VolumeQuery
@@ -29,14 +30,6 @@ def volume_wire(volume: Volume, mountpoint: str) -> dict[str, Any]:
         "Options": volume.options or None,
         "Scope": "local",
     }
-
-
-def _strings_map(value: Any, field: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return dict(value)
-    raise InvalidParameter(f"json: cannot unmarshal {field}: expected an object of strings")
 
 
 def _filter_bool(filters: Filters, key: str) -> bool | None:
@@ -92,8 +85,8 @@ class VolumesAPI:
             raise InvalidParameter("json: cannot unmarshal Name or Driver: expected a string")
         volume, _ = await self.volumes.create(
             name, driver,
-            _strings_map(body.get("DriverOpts"), "DriverOpts"),
-            _strings_map(body.get("Labels"), "Labels"),
+            string_map(body.get("DriverOpts"), "DriverOpts"),
+            string_map(body.get("Labels"), "Labels"),
         )  # fmt: skip
         return json_response(self._wire(volume), 201)
 
