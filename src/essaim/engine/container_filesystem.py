@@ -187,6 +187,7 @@ class PipeStream:
         os.set_blocking(self._read_fd, False)
         self._on_close = on_close
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
         self._producer = self._loop.run_in_executor(executor, _produce_into, produce, write_fd)
 
     def __aiter__(self) -> PipeStream:
@@ -210,9 +211,15 @@ class PipeStream:
             raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
+        """Close once; the release (unlock, unmount) runs to its end even when the
+        caller is cancelled (a client hanging up as the stream ends), and a later call
+        waits for it."""
         self._closed = True
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._release())
+        await asyncio.shield(self._closing)
+
+    async def _release(self) -> None:
         os.close(self._read_fd)
         try:
             with contextlib.suppress(Exception):
