@@ -4,6 +4,7 @@ busybox rootfs and essaim's own OCI config for raw runc runs, and the report lin
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,3 +84,22 @@ def settle(daemon: EssaimDaemon) -> None:
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline and busy():
         time.sleep(0.001)
+
+
+DOCKER_SOCKET = Path("/var/run/docker.sock")
+
+
+def installed_peers() -> list[tuple[str, list[str]]]:
+    """Docker (when its daemon has its default socket) and Podman, each with the CLI argv
+    that reaches it; one line printed for each that is not here."""
+    found = []
+    for peer, argv in (("docker (dockerd)", ["docker", "-H", f"unix://{DOCKER_SOCKET}"]),
+                       ("podman", ["podman"])):  # fmt: skip
+        present = shutil.which(argv[0]) is not None
+        if peer.startswith("docker"):
+            present = present and DOCKER_SOCKET.exists()
+        if present:
+            found.append((peer, argv))
+        else:
+            print(f"{peer + ':':<32} not installed here")
+    return found

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import busybox_rootfs, essaim_config, report, run, settle, timed
+from common import busybox_rootfs, essaim_config, installed_peers, report, run, settle, timed
 from tests.integration.daemon import EssaimDaemon
 
 RUNC = "raw runc exec"
@@ -63,13 +63,7 @@ def main() -> None:
             RUNC: lambda: run(["runc", "--root", runc_root, "exec", cid, "true"]),
             ESSAIM: lambda: run(["docker", "exec", "bench", "true"], env),
         }
-        for peer, argv in (("docker (dockerd)", ["docker", "-H", "unix:///var/run/docker.sock"]),
-                           ("podman", ["podman"])):  # fmt: skip
-            if shutil.which(argv[0]) is None or (
-                peer.startswith("docker") and not Path("/var/run/docker.sock").exists()
-            ):
-                print(f"{peer + ':':<32} not installed here")
-                continue
+        for peer, argv in installed_peers():
             name = f"essaim-bench-{os.getpid()}"
             run([*argv, "run", "-d", "--pull=never", "--name", name, "busybox", "sleep", "1h"])
             commands[f"{peer}: exec"] = lambda a=argv, n=name: run([*a, "exec", n, "true"])  # type: ignore[misc]

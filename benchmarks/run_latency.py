@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import busybox_rootfs, essaim_config, report, run, settle, timed
+from common import busybox_rootfs, essaim_config, installed_peers, report, run, settle, timed
 from tests.integration.daemon import EssaimDaemon
 
 
@@ -74,13 +74,7 @@ def main() -> None:
             RUNC_SAME: raw_runc(bundle, daemon.cgroup_parent, essaim_config(bundle)),
             ESSAIM: lambda: run(["docker", "run", "--rm", "busybox", "true"], env),
         }
-        for peer, argv in (("docker (dockerd)", ["docker", "-H", "unix:///var/run/docker.sock"]),
-                           ("podman", ["podman"])):  # fmt: skip
-            if shutil.which(argv[0]) is None or (
-                peer.startswith("docker") and not Path("/var/run/docker.sock").exists()
-            ):
-                print(f"{peer + ':':<32} not installed here")
-                continue
+        for peer, argv in installed_peers():
             # essaim's default network is still a bare namespace: compare without a bridge.
             peer_run = [
                 *argv,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import run
+from common import installed_peers, run
 from tests.integration.daemon import EssaimDaemon
 
 
@@ -81,9 +81,8 @@ def main() -> None:
             run(["docker", "ps", "-q"], env)
             samples.append(time.perf_counter() - begin)
         print(f"docker ps with {n} running: median {statistics.median(samples) * 1000:.1f} ms")
-        for peer in ("dockerd", "podman"):
-            if shutil.which(peer) is None:
-                print(f"{peer}: not installed here")
+        for peer, _ in installed_peers():
+            print(f"{peer}: installed, but this benchmark does not measure it yet")
     finally:
         subprocess.run(["docker", "rm", "-f", *daemon.docker("ps", "-aq").stdout.split()],
                        env=daemon.env(), capture_output=True, check=False)  # fmt: skip

@@ -92,9 +92,6 @@ class ExecService:
             raise NotFound(f"No such exec instance: {exec_id}")
         return instance
 
-    def ids_of(self, cid: str) -> list[str]:
-        return [e.id for e in self._execs.values() if e.container_id == cid]
-
     def _forget_stale(self) -> None:
         """Like dockerd, keep an ended exec a while for inspection, then let it go; and
         let go of every exec of a container that is gone."""
