@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,26 @@ def test_volumes_and_their_users_survive_a_daemon_restart(own_daemon: EssaimDaem
     assert (data / "f").read_text() == "before\n"
     assert d.docker("rm", "-f", "-v", user).returncode == 0
     assert _names(d) == {"durable"}
+
+
+def test_a_run_mounts_and_unmounts_its_volumes_with_events(daemon: EssaimDaemon) -> None:
+    since = str(int(time.time()) - 1)
+    name = f"evented-{os.getpid()}-{time.monotonic_ns()}"
+    run = daemon.docker("run", "--rm", "-v", f"{name}:/data:ro", "busybox", "true")
+    assert run.returncode == 0, run.stderr
+    result = daemon.docker(
+        "events", "--since", since, "--until", str(int(time.time()) + 1),
+        "--filter", "type=volume", "--filter", f"volume={name}", "--format", "{{json .}}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["Action"] for e in events] == ["create", "mount", "unmount"]
+    mount, unmount = events[1]["Actor"], events[2]["Actor"]
+    cid = mount["Attributes"]["container"]
+    assert re.fullmatch("[0-9a-f]{64}", cid)
+    assert mount == {
+        "ID": name,
+        "Attributes": {"container": cid, "destination": "/data", "driver": "local",
+                       "propagation": "", "read/write": "false"},
+    }  # fmt: skip
+    assert unmount == {"ID": name, "Attributes": {"container": cid, "driver": "local"}}

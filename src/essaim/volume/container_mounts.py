@@ -102,16 +102,30 @@ class ContainerMounts:
                 await self.volumes.unmount(holder)
 
     async def attach(self, container: Container) -> None:
-        """Before each start: `-v` bind sources made, volumes with options mounted."""
+        """Before each start: `-v` bind sources made, volumes with options mounted, and
+        a volume `mount` event for each, with dockerd's attributes."""
         loop = asyncio.get_running_loop()
         for point in container.mount_points:
             if point.type == BIND and point.make_source:
                 await loop.run_in_executor(None, _make_source, point.source)
         await self.volumes.mount(container.id, _volume_names(container))
+        for point in container.mount_points:
+            if point.type == VOLUME:
+                self.volumes.events.publish("volume", "mount", point.name, {
+                    "container": container.id, "destination": point.destination,
+                    "driver": point.driver, "propagation": point.propagation,
+                    "read/write": "true" if point.rw else "false",
+                })  # fmt: skip
 
     async def detach(self, cid: str) -> None:
-        """After a run (or a failed start): its volume mounts dropped."""
-        await self.volumes.unmount(cid)
+        """After a run (or a failed start): its volume mounts dropped, each with a volume
+        `unmount` event."""
+        for name in await self.volumes.unmount(cid):
+            with contextlib.suppress(NotFound):
+                driver = self.volumes.get(name).driver
+                self.volumes.events.publish(
+                    "volume", "unmount", name, {"container": cid, "driver": driver}
+                )
 
     async def release(
         self, container: Container, points: list[MountPoint] | None = None,

@@ -187,11 +187,13 @@ class VolumeService:
                 await self._unmount_locked(holder, done)
                 raise
 
-    async def unmount(self, holder: str) -> None:
-        """Drop `holder`'s mounts; a volume's filesystem goes with its last holder."""
+    async def unmount(self, holder: str) -> list[str]:
+        """Drop `holder`'s mounts; a volume's filesystem goes with its last holder.
+        The names of the volumes `holder` had."""
         async with self._lock:
             names = [n for n, holders in self._active.items() if holder in holders]
             await self._unmount_locked(holder, names)
+        return names
 
     async def _unmount_locked(self, holder: str, names: list[str]) -> None:
         for name in names:
