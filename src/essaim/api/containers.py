@@ -7,13 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+from essaim.api.container_list import ContainerSelection, image_family_of
+from essaim.api.container_network_wire import (
+    network_ports,
+    networks_wire,
+    parse_port_bindings,
+    port_bindings_wire,
+    summary_ports,
+)  # fmt: skip
 from essaim.api.filters import Filters
 from essaim.api.health_wire import (
     config_healthcheck,
-    health_filter_value,
     inspect_health,
     parse_healthcheck,
 )
@@ -39,13 +46,11 @@ from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.logs import LogReader
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
-from essaim.image.reference import familiar_name
 from essaim.model.container import (
     DEAD,
     PAUSED,
     RESTARTING,
     RUNNING,
-    STATUSES,
     Container,
     ContainerConfig,
     HostConfig,
@@ -55,10 +60,6 @@ from essaim.model.rfc3339 import format_rfc3339_nano, unix_seconds
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
-LIST_FILTERS = (
-    "id", "name", "status", "label", "exited", "ancestor", "before", "since",
-    "volume", "network", "health", "isolation", "is-task", "publish", "expose",
-)  # fmt: skip
 
 
 def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
@@ -138,6 +139,8 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         volume_driver=str(host.get("VolumeDriver") or ""),
         init=bool(host.get("Init")),
         oom_score_adj=integer(host.get("OomScoreAdj"), "OomScoreAdj"),
+        port_bindings=parse_port_bindings(host.get("PortBindings")),
+        publish_all_ports=bool(host.get("PublishAllPorts")),
     )
     return config, host_config
 
@@ -146,7 +149,7 @@ def _ports_map(container: Container) -> dict[str, None]:
     return {port: None for port in container.config.exposed_ports}
 
 
-def inspect_wire(container: Container) -> dict[str, Any]:
+def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dict[str, Any]:
     config, host, state = container.config, container.host_config, container.state
     return {
         "Id": container.id,
@@ -180,18 +183,19 @@ def inspect_wire(container: Container) -> dict[str, Any]:
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": exec_ids or None,
         "HostConfig": {
             "Binds": host.binds or None,
             "ContainerIDFile": "",
             "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
             "NetworkMode": host.network_mode,
-            "PortBindings": {},
+            "PortBindings": port_bindings_wire(host.port_bindings),
             "RestartPolicy": {
                 "Name": host.restart_policy.name,
                 "MaximumRetryCount": host.restart_policy.maximum_retry_count,
             },
             "AutoRemove": host.auto_remove,
+            "PublishAllPorts": host.publish_all_ports,
             "VolumeDriver": host.volume_driver,
             "VolumesFrom": host.volumes_from or None,
             **({"Mounts": [mount_spec_wire(m) for m in host.mounts]} if host.mounts else {}),
@@ -248,8 +252,8 @@ def inspect_wire(container: Container) -> dict[str, Any]:
             "Bridge": "",
             "SandboxID": "",
             "SandboxKey": "",
-            "Ports": {},
-            "Networks": {},
+            "Ports": network_ports(container),
+            "Networks": networks_wire(container),
         },
     }
 
@@ -257,20 +261,21 @@ def inspect_wire(container: Container) -> dict[str, Any]:
 def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]:
     """One container of `docker ps`; `image` as the engine's `image_shown` says (the
     name typed at create, or the image id once that name has gone elsewhere)."""
-    argv = [container.path, *container.args]
+    # As dockerd: an argument with a space in it is shown in single quotes.
+    args = [f"'{a}'" if " " in a else a for a in container.args]
     return {
         "Id": container.id,
         "Names": ["/" + container.name],
         "Image": image,
         "ImageID": container.image_id,
-        "Command": " ".join(argv),
+        "Command": " ".join([container.path, *args]),
         "Created": int(unix_seconds(container.created)),
-        "Ports": [],
+        "Ports": summary_ports(container),
         "Labels": container.config.labels,
         "State": container.state.status,
         "Status": status_text(container, now),
         "HostConfig": {"NetworkMode": container.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": networks_wire(container)},
         "Mounts": [mount_point_wire(p) for p in container.mount_points],
     }
 
@@ -303,50 +308,34 @@ class ContainersAPI:
 
     async def inspect(self, req: Request) -> AnyResponse:
         container = self.containers.get(req.params["id"])
-        wire = inspect_wire(container)
+        wire = inspect_wire(container, self.containers.execs.ids_of(container.id))
         if req.query.get_bool("size"):
             wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
         return json_response(wire)
 
     async def list(self, req: Request) -> AnyResponse:
-        filters = Filters.parse(req.query.get("filters"))
-        filters.validate(LIST_FILTERS)
-        for status in filters.values("status"):
-            if status not in STATUSES:
-                raise InvalidParameter(f"Invalid filter 'status={status}'")
-        show_all = req.query.get_bool("all") or "status" in filters or "exited" in filters
-        limit = req.query.get_int("limit", -1) or -1
+        images = self.containers.images
+
+        async def image_id(ref: str) -> str:
+            return (await images.get(ref)).id
+
+        newest_first = self.containers.list()
+        selection = await ContainerSelection.parse(
+            Filters.parse(req.query.get("filters")),
+            show_all=req.query.get_bool("all"),
+            limit=req.query.get_int("limit", -1) or -1,
+            containers=newest_first,
+            image_family=image_family_of(image_id, images.children),
+        )
         with_size = req.query.get_bool("size")
-        window = self._created_window(filters)
         now = time.time()
         out = []
-        for c in self.containers.list():
-            if not show_all and c.state.status not in (RUNNING, PAUSED, RESTARTING):
-                continue
-            if not _list_match(c, filters) or not window(c):
-                continue
+        for c in selection.select(newest_first):
             summary = summary_wire(c, now, self.containers.image_shown(c))
             if with_size:
                 summary["SizeRw"], summary["SizeRootFs"] = await self.containers.sizes(c)
             out.append(summary)
-            if 0 < limit <= len(out):
-                break
         return json_response(out)
-
-    def _created_window(self, filters: Filters) -> Callable[[Container], bool]:
-        """`before=` and `since=`: created before (or after) the containers named."""
-        before = [self.containers.get(ref) for ref in filters.values("before")]
-        since = [self.containers.get(ref) for ref in filters.values("since")]
-        newest = min((unix_seconds(c.created) for c in before), default=None)
-        oldest = max((unix_seconds(c.created) for c in since), default=None)
-
-        def inside(c: Container) -> bool:
-            created = unix_seconds(c.created)
-            if newest is not None and created >= newest:
-                return False
-            return oldest is None or created > oldest
-
-        return inside
 
     async def start(self, req: Request) -> AnyResponse:
         await self.containers.start(req.params["id"])
@@ -450,33 +439,3 @@ class ContainersAPI:
 
         content = RAW_STREAM if tty else MULTIPLEXED
         return StreamResponse(produce(), content)
-
-
-def _list_match(c: Container, filters: Filters) -> bool:
-    if "id" in filters and not any(c.id.startswith(v) for v in filters.values("id")):
-        return False
-    if "name" in filters and not any(v.lstrip("/") in c.name for v in filters.values("name")):
-        return False
-    if not filters.match_one("status", c.state.status):
-        return False
-    if "exited" in filters and (
-        c.state.status != "exited" or str(c.state.exit_code) not in filters.values("exited")
-    ):
-        return False
-    if not filters.match_one("health", health_filter_value(c)):
-        return False
-    if "ancestor" in filters and not any(
-        v in (c.config.image, c.image_id) or familiar_name(v) == familiar_name(c.config.image)
-        for v in filters.values("ancestor")
-    ):
-        return False
-    if "volume" in filters and not any(
-        _mounts_volume(c, v) for v in filters.values("volume")
-    ):  # fmt: skip
-        return False
-    return filters.match_labels(c.config.labels)
-
-
-def _mounts_volume(c: Container, value: str) -> bool:
-    """dockerd's `volume` filter: a mount's volume name (or bind source), or its path."""
-    return any(value in (p.name or p.source, p.destination) for p in c.mount_points)

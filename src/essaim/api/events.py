@@ -15,6 +15,7 @@ from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, StreamResponse
 from essaim.api.router import Router
 from essaim.errors import InvalidParameter
+from essaim.image.reference import familiar_name
 from essaim.store.events import Event, EventBus
 
 # dockerd's accepted keys; any other is a 400.
@@ -22,10 +23,11 @@ EVENT_FILTERS = (
     "config", "container", "daemon", "event", "image", "label", "network", "node",
     "plugin", "scope", "secret", "service", "type", "volume",
 )  # fmt: skip
-# Filter keys that name an object of the same event type, by id or name prefix.
+# Filter keys that name an object by its id or name, or a prefix of either.
 _NAMED_OBJECTS = (
     "config", "container", "daemon", "network", "node", "plugin", "secret", "service", "volume",
 )  # fmt: skip
+_ACTIONS_WITH_DETAIL = frozenset(("health_status", "exec_create", "exec_start"))
 
 
 class EventsAPI:
@@ -78,44 +80,52 @@ class EventsAPI:
             await subscription.aclose()  # type: ignore[attr-defined]
 
 
-def _prefix_match(filters: Filters, key: str, *candidates: str) -> bool:
-    """dockerd's FuzzyMatch: no filter, or a filter value that starts one of candidates."""
+def _exact(filters: Filters, key: str, value: str) -> bool:
+    """moby's ExactMatch: no filter on `key`, or `value` is one of its values."""
     wanted = filters.values(key)
-    return not wanted or any(c.startswith(w) for w in wanted for c in candidates if c)
+    return not wanted or value in wanted
 
 
-def _strip_tag(reference: str) -> str:
-    name, _, _ = reference.partition("@")
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
+def _fuzzy(filters: Filters, key: str, value: str) -> bool:
+    """moby's FuzzyMatch: no filter on `key`, or one of its values starts `value`."""
+    wanted = filters.values(key)
+    return not wanted or any(value.startswith(w) for w in wanted)
+
+
+def _action_matches(filters: Filters, action: str) -> bool:
+    # As moby (#25798): a bare `health_status`, `exec_create` or `exec_start` among the
+    # values turns every `event` value into a prefix, so it matches `exec_start: sh`.
+    if set(filters.values("event")) & _ACTIONS_WITH_DETAIL:
+        return _fuzzy(filters, "event", action)
+    return _exact(filters, "event", action)
+
+
+def _image_matches(filters: Filters, event: Event) -> bool:
+    """The image's id or name (an image event's actor, a container event's `image`),
+    as given or as its familiar name without tag or digest."""
+    name = event.attributes.get("name" if event.type == "image" else "image", "")
+    return any(
+        _exact(filters, "image", candidate)
+        for candidate in (event.actor_id, name, familiar_name(event.actor_id), familiar_name(name))
+    )
 
 
 def event_matches(event: Event, filters: Filters) -> bool:
-    attributes = event.attributes
-    if not filters.match_one("type", event.type):
-        return False
-    if not filters.match_one("scope", event.scope):
-        return False
-    wanted_actions = filters.values("event")
-    if wanted_actions and not any(
-        event.action == w or event.action.startswith(w + ":") for w in wanted_actions
-    ):
-        return False
-    for key in _NAMED_OBJECTS:
-        if key in filters and (
-            event.type != key
-            or not _prefix_match(filters, key, event.actor_id, attributes.get("name", ""))
-        ):
-            return False
-    if "image" in filters:
-        name = attributes.get("name" if event.type == "image" else "image", "")
-        if not any(
-            filters.match_one("image", candidate)
-            for candidate in {event.actor_id, name, _strip_tag(name)} - {""}
-        ):
-            return False
-    return filters.match_labels(attributes)
+    """moby's events.Filter.Include: values of one key OR'ed, different keys AND'ed."""
+    name = event.attributes.get("name", "")
+    return (
+        _action_matches(filters, event.action)
+        and _exact(filters, "type", event.type)
+        and _exact(filters, "scope", event.scope)
+        # An object filter does not look at the event type: `container=web` also lets
+        # through a volume event whose volume name starts with `web`, as in moby.
+        and all(
+            _fuzzy(filters, key, event.actor_id) or _fuzzy(filters, key, name)
+            for key in _NAMED_OBJECTS
+        )
+        and ("image" not in filters or _image_matches(filters, event))
+        and filters.match_labels(event.attributes)
+    )
 
 
 def event_wire(event: Event) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from essaim.engine.in_root import open_dir, open_in_root, readlink_in_root
+from essaim.engine.in_root import filesystem_type, open_dir, open_in_root, readlink_in_root
 from essaim.engine.tar_paths import (
     archive_prefix,
     clean_parts,
@@ -31,6 +31,17 @@ CHUNK = 1 << 16
 # The only xattr Docker's tar writer carries (file capabilities, for setcap'd binaries).
 _CAPABILITY_XATTR = "security.capability"
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+# Kernel interfaces a running container has mounted (proc, sysfs, cgroup, securityfs,
+# debugfs, tracefs, bpf, pstore, configfs, efivarfs, selinuxfs, fusectl, binfmt_misc,
+# mqueue): listed as the empty directories Docker's view of the rootfs has there, never
+# walked (a tar of /proc would never end).
+KERNEL_FILESYSTEMS = frozenset(
+    {
+        0x9FA0, 0x62656572, 0x27E0EB, 0x63677270, 0x73636673, 0x64626720, 0x74726163,
+        0xCAFE4A11, 0x6165676C, 0x62656570, 0xDE5E81E4, 0xF97CFF8C, 0x65735543,
+        0x42494E4D, 0x19800202,
+    }
+)  # fmt: skip
 
 Namer = Callable[[list[str], bool], str]
 
@@ -80,9 +91,10 @@ def _lstat(dir_fd: int, name: str) -> os.stat_result:
         raise
 
 
-def stat_path(root_fd: int, abs_path: str) -> PathStat:
+def stat_path(root_fd: int, abs_path: str, shown: str | None = None) -> PathStat:
     """moby's StatPath: the path itself (a symlink is not followed), and for a symlink
-    the path it finally leads to inside the container."""
+    the path it finally leads to inside the container. `shown` is the container path
+    the client asked for when `abs_path` is that path inside a mount's own root."""
     with _located(root_fd, abs_path) as (dir_fd, name):
         st = _lstat(dir_fd, name)
     link_target = ""
@@ -91,8 +103,14 @@ def stat_path(root_fd: int, abs_path: str) -> PathStat:
             clean_parts(abs_path), lambda parts: readlink_in_root(root_fd, parts)
         )
         link_target = "/" + "/".join(resolved)
+        if shown is not None:
+            # Inside a mount's root: its `/` is the mount's destination in the container.
+            inner = clean_parts(abs_path)
+            outer = clean_parts(shown)
+            mount_at = outer[: len(outer) - len(inner)]
+            link_target = "/" + "/".join([*mount_at, *resolved])
     return PathStat(
-        name=_stat_name(abs_path),
+        name=_stat_name(shown or abs_path),
         size=st.st_size,
         mode=go_file_mode(st.st_mode),
         mtime=format_rfc3339_nano(st.st_mtime_ns),
@@ -105,10 +123,10 @@ def _stat_name(abs_path: str) -> str:
     return base or "/"
 
 
-def write_path(root_fd: int, abs_path: str, out: BinaryIO) -> None:
+def write_path(root_fd: int, abs_path: str, out: BinaryIO, shown: str | None = None) -> None:
     """A tar of `abs_path` into `out`, its entries named from the path the client asked
-    for (moby's TarResourceRebase)."""
-    prefix = archive_prefix(abs_path)
+    for (moby's TarResourceRebase): `shown` when `abs_path` is inside a mount's root."""
+    prefix = archive_prefix(shown or abs_path)
 
     def name(rel: list[str], is_dir: bool) -> str:
         return entry_name(prefix, rel, is_dir)
@@ -165,6 +183,8 @@ class _TarWriter:
                 return  # gone (or replaced) while we walked a running container
             raise
         try:
+            if filesystem_type(fd) in KERNEL_FILESYSTEMS:
+                return
             with os.scandir(fd) as entries:
                 names = sorted(entry.name for entry in entries)
             for child in names:

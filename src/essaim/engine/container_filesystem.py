@@ -1,6 +1,9 @@
 """The container filesystem service: stat, tar out and extract in (`docker cp`), export
 and diff, each with the container's lock held and its rootfs mounted while it works.
 
+`docker cp` sees what the container sees: a running container's own root, with its
+volumes, binds, tmpfs and /etc/hosts; for a stopped one, the rootfs, or the host source
+of the volume or bind mounted over the path. `docker export` is the rootfs alone.
 A stopped container's rootfs is mounted for the operation and unmounted after; the lock
 keeps a start, restart or removal from racing it (moby holds the container lock as long).
 """
@@ -17,14 +20,15 @@ from typing import BinaryIO, ParamSpec, TypeVar
 
 from essaim.engine import archive, extract
 from essaim.engine.archive import PathNotFound, PathStat
+from essaim.engine.archive_roots import Located, check_writable, locate, stopped_mounts
 from essaim.engine.container_events import ContainerEvents
 from essaim.engine.extract import ExtractionPointMissing, ExtractOptions
 from essaim.engine.filesystem_changes import Change, overlay_changes
-from essaim.engine.in_root import open_root
+from essaim.engine.in_root import open_process_root, open_root
 from essaim.engine.index import ContainerIndex
 from essaim.engine.storage import ContainerStorage
 from essaim.engine.tar_paths import container_path
-from essaim.errors import InvalidParameter, NotFound
+from essaim.errors import Conflict, InvalidParameter, NotFound
 from essaim.image.snapshot import Snapshotter
 from essaim.model.container import PAUSED, RUNNING, Container
 from essaim.runtime.users import resolve_user
@@ -82,12 +86,41 @@ class ContainerFilesystem:
         stack.callback(os.close, root_fd)
         return container, root_fd
 
+    async def _open_view(
+        self, ref: str, abs_path: str, stack: contextlib.AsyncExitStack
+    ) -> tuple[Container, int, str, str | None]:
+        """Lock the container and open the root `abs_path` is found in: (container, root
+        descriptor, the path inside that root, and `abs_path` again when that root is a
+        mount's, for naming). `stack` undoes it all."""
+        container, root_fd = await self._open_rootfs(ref, stack)
+        if container.state.status in (RUNNING, PAUSED):
+            # Its own root, seen through its init: every mount as the container has it.
+            pid = container.state.pid
+            view_fd = await self._blocking(open_process_root, pid)
+            stack.callback(os.close, view_fd)
+            if self.index.get(container.id).state.pid != pid:
+                raise Conflict(f"container {container.id} is not running")  # it just exited
+            return container, view_fd, abs_path, None
+        container_dir = self.storage.root / container.id
+
+        def find() -> Located:
+            mounts = stopped_mounts(container, container_dir)
+            return locate(mounts, abs_path, {m.source: os.path.isdir(m.source) for m in mounts})
+
+        located = await self._blocking(find)
+        if located.root is None:
+            return container, root_fd, abs_path, None
+        source = located.root
+        mount_fd = await self._blocking(lambda: open_root(os.path.realpath(source)))
+        stack.callback(os.close, mount_fd)
+        return container, mount_fd, located.path, abs_path
+
     async def stat(self, ref: str, path: str) -> PathStat:
         abs_path = container_path(path)
         async with contextlib.AsyncExitStack() as stack:
-            _, root_fd = await self._open_rootfs(ref, stack)
+            _, root_fd, inner, shown = await self._open_view(ref, abs_path, stack)
             try:
-                result = await self._blocking(archive.stat_path, root_fd, abs_path)
+                result = await self._blocking(archive.stat_path, root_fd, inner, shown)
             except PathNotFound:
                 raise _not_found(path, ref) from None
             return result
@@ -98,14 +131,14 @@ class ContainerFilesystem:
         abs_path = container_path(path)
         stack = contextlib.AsyncExitStack()
         try:
-            container, root_fd = await self._open_rootfs(ref, stack)
+            container, root_fd, inner, shown = await self._open_view(ref, abs_path, stack)
             try:
-                result = await self._blocking(archive.stat_path, root_fd, abs_path)
+                result = await self._blocking(archive.stat_path, root_fd, inner, shown)
             except PathNotFound:
                 raise _not_found(path, ref) from None
 
             def produce(out: BinaryIO) -> None:
-                archive.write_path(root_fd, abs_path, out)
+                archive.write_path(root_fd, inner, out, shown)
 
             stream = PipeStream(produce, self._executor, stack.aclose)
         except BaseException:
@@ -126,10 +159,12 @@ class ContainerFilesystem:
         """Extract the tar `body` into the directory `path` of the container."""
         if not path:
             raise InvalidParameter("Path cannot be empty")
+        abs_path = container_path(path)
         async with contextlib.AsyncExitStack() as stack:
-            container, root_fd = await self._open_rootfs(ref, stack)
-            if container.host_config.readonly_rootfs:
-                raise InvalidParameter("container rootfs is marked read-only")
+            container, root_fd, inner, shown = await self._open_view(ref, abs_path, stack)
+            # Messages name the path as the client gave it, unless a mount's root holds it.
+            dest = path if shown is None else inner
+            check_writable(container, abs_path)
             owner = None
             if copy_uid_gid and container.config.user:
                 rootfs = Path(self._rootfs(container.id))
@@ -138,7 +173,7 @@ class ContainerFilesystem:
             options = ExtractOptions(no_overwrite_dir_non_dir, owner)
 
             def consume(source: BinaryIO) -> None:
-                extract.extract(root_fd, path, source, options)
+                extract.extract(root_fd, dest, source, options)
 
             try:
                 await feed_pipe(body, consume, self._executor)

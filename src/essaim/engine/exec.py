@@ -81,7 +81,10 @@ class ExecService:
         if not config.cmd:
             raise InvalidParameter("No exec command specified")
         self._forget_stale()
-        instance = ExecInstance(id=new_id(), container_id=container.id, config=config)
+        instance = ExecInstance(
+            id=new_id(), container_id=container.id, config=config,
+            container_started_at=container.state.started_at,
+        )  # fmt: skip
         self._execs[instance.id] = instance
         self.events.publish(container, f"exec_create: {' '.join(config.cmd)}", execID=instance.id)
         return instance
@@ -91,6 +94,20 @@ class ExecService:
         if instance is None:
             raise NotFound(f"No such exec instance: {exec_id}")
         return instance
+
+    def ids_of(self, cid: str) -> list[str]:
+        """`ExecIDs` of a container, as dockerd keeps its list: execs created in its
+        current run that have not ended (an ended or failed one leaves it at once)."""
+        container = self.index.find(cid)
+        if container is None or not container.state.running:
+            return []
+        return [
+            e.id
+            for e in self._execs.values()
+            if e.container_id == cid
+            and e.exit_code is None
+            and e.container_started_at == container.state.started_at
+        ]
 
     def _forget_stale(self) -> None:
         """Like dockerd, keep an ended exec a while for inspection, then let it go; and

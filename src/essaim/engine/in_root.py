@@ -92,3 +92,31 @@ def readlink_in_root(root_fd: int, parts: Sequence[str]) -> str | None:
 def fd_path(fd: int) -> str:
     """What the kernel says `fd` names (for turning a resolved path back into a name)."""
     return os.readlink(f"/proc/self/fd/{fd}")
+
+
+def open_process_root(pid: int) -> int:
+    """An O_PATH descriptor of the root a process sees (`/proc/<pid>/root`): its mount
+    namespace's tree, with every volume, bind and tmpfs mounted where the process has
+    them. The magic link must be followed to get there, so no O_NOFOLLOW."""
+    proc = os.open(f"/proc/{pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return os.open("root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc)
+    finally:
+        os.close(proc)
+
+
+class _StatFs(ctypes.Structure):
+    # f_type leads struct statfs on every Linux ABI; the rest is room for the kernel.
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
+
+
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def filesystem_type(fd: int) -> int:
+    """The magic number of the filesystem `fd` is on (fstatfs's f_type)."""
+    buf = _StatFs()
+    if _libc.fstatfs(fd, ctypes.byref(buf)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return int(buf.f_type) & 0xFFFFFFFF

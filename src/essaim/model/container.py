@@ -9,6 +9,7 @@ import msgspec
 from essaim.model.health import HealthState
 from essaim.model.image import HealthConfig
 from essaim.model.mount import MountPoint, MountSpec
+from essaim.model.ports import PortBinding
 
 # Docker's status words, as `docker ps` filters and `State.Status` use them.
 CREATED = "created"
@@ -84,6 +85,8 @@ class HostConfig(msgspec.Struct):
     init: bool = False
     oom_score_adj: int = 0
     log_type: str = "json-file"
+    port_bindings: dict[str, list[PortBinding]] = {}  # `-p`, keyed `80/tcp`, as given
+    publish_all_ports: bool = False  # `-P`
 
 
 class ContainerState(msgspec.Struct):

@@ -30,3 +30,6 @@ class ExecInstance(msgspec.Struct, kw_only=True):
     pid: int = 0
     # None until the process has ended (or failed to start).
     exit_code: int | None = None
+    # The container's StartedAt when the exec was created: dockerd forgets a container's
+    # execs when it stops, so one from an earlier run is no longer the container's.
+    container_started_at: str = ""
