@@ -117,6 +117,18 @@ def test_changes_set_the_config_and_take_effect(daemon: EssaimDaemon, names: lis
     ]
 
 
+def test_the_images_ports_and_volumes_carry_over(daemon: EssaimDaemon, names: list[str]) -> None:
+    first, second = unique("ported"), unique("reported")
+    names += [f"{first}:img", first, f"{second}:img", second]
+    ok(daemon.docker("create", "--name", first, "busybox", "true"))
+    ok(daemon.docker("commit", "-c", "EXPOSE 8080", "-c", "VOLUME /vol", first, f"{first}:img"))
+    ok(daemon.docker("create", "--name", second, f"{first}:img", "true"))
+    ok(daemon.docker("commit", "-c", "EXPOSE 53/udp", second, f"{second}:img"))
+    config = image_inspect(daemon, f"{second}:img")["Config"]
+    assert config["ExposedPorts"] == {"53/udp": {}, "8080/tcp": {}}
+    assert config["Volumes"] == {"/vol": {}}
+
+
 def test_message_and_author_show_in_history_and_inspect(
     daemon: EssaimDaemon, names: list[str]
 ) -> None:

@@ -8,7 +8,12 @@ import json
 import pytest
 
 from essaim.api.commit import commit_reference, parse_commit_config
-from essaim.engine.commit_config import commit_config, created_by, merge
+from essaim.engine.commit_config import (
+    commit_config,
+    container_run_config,
+    created_by,
+    merge,
+)
 from essaim.errors import InvalidParameter
 from essaim.image import oci
 from essaim.model.container import ContainerConfig
@@ -19,10 +24,11 @@ pytestmark = pytest.mark.unit
 PATH = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def container(**fields: object) -> ContainerConfig:
+def container(**fields: object) -> ImageConfig:
+    """A container's config (the commit's view of it), from busybox's plain config."""
     base: dict[str, object] = {"image": "busybox", "cmd": ["sh"], "env": [PATH]}
     base.update(fields)
-    return ContainerConfig(**base)  # type: ignore[arg-type]
+    return container_run_config(ContainerConfig(**base), ImageConfig())  # type: ignore[arg-type]
 
 
 def test_no_changes_and_no_config_keep_the_containers_settings() -> None:
@@ -85,7 +91,16 @@ def test_a_bad_change_line_is_refused_in_dockerds_words() -> None:
 
 
 def test_created_by_is_the_command_joined() -> None:
-    assert created_by(container(cmd=["sh", "-c", "echo hi > /x"])) == "sh -c echo hi > /x"
+    own = ContainerConfig(image="busybox", cmd=["sh", "-c", "echo hi > /x"])
+    assert created_by(own) == "sh -c echo hi > /x"
+
+
+def test_the_images_ports_and_volumes_count_as_the_containers() -> None:
+    image = ImageConfig(exposed_ports=["80/tcp", "53/udp"], volumes=["/data"])
+    own = ContainerConfig(image="web", exposed_ports=["80/tcp", "8080/tcp"], volumes=["/logs"])
+    config = container_run_config(own, image)
+    assert config.exposed_ports == ["80/tcp", "8080/tcp", "53/udp"]
+    assert config.volumes == ["/logs", "/data"]
 
 
 def test_a_body_without_config_fields_is_no_config() -> None:

@@ -96,7 +96,8 @@ class Committer:
                     raise NotFound(f"No such container: {ref}")
                 _refuse_commit(container)
                 base = await images.get(container.image_id)
-                config = commit_config(container.config, options.config, options.changes)
+                own = container_run_config(container.config, base.config)
+                config = commit_config(own, options.config, options.changes)
                 chain_ids, _ = await self.storage.hold_layers(container)
                 lowers = images.snapshots.lower_dirs(chain_ids)
                 upper = self.storage.root / cid / "upper"
@@ -121,7 +122,7 @@ class Committer:
                 tags=tags,
                 docker_version=__version__,
                 container=cid,
-                container_config=container_run_config(container.config),
+                container_config=own,
             )
         finally:
             await images.run_blocking(ingest.unlink_quietly, temp)

@@ -12,9 +12,12 @@ from essaim.model.container import ContainerConfig
 from essaim.model.image import ImageConfig
 
 
-def container_run_config(config: ContainerConfig) -> ImageConfig:
-    """The container's own config in image terms (what it inherited at create is in it
-    already); an empty command or entrypoint is none, as Go's nil slices."""
+def container_run_config(config: ContainerConfig, image: ImageConfig) -> ImageConfig:
+    """The container's config in image terms, as dockerd holds it after create: what
+    it inherited from `image` (its own image's config) is in it already, but for the
+    ports and volumes, added here; an empty command or entrypoint is none, as in Go."""
+    ports = [p for p in image.exposed_ports if p not in config.exposed_ports]
+    volumes = [v for v in image.volumes if v not in config.volumes]
     return ImageConfig(
         user=config.user,
         env=list(config.env),
@@ -23,8 +26,8 @@ def container_run_config(config: ContainerConfig) -> ImageConfig:
         working_dir=config.working_dir,
         labels=dict(config.labels),
         stop_signal=config.stop_signal,
-        exposed_ports=list(config.exposed_ports),
-        volumes=list(config.volumes),
+        exposed_ports=[*config.exposed_ports, *ports],
+        volumes=[*config.volumes, *volumes],
         healthcheck=config.healthcheck,
     )
 
@@ -68,12 +71,9 @@ def merge(user: ImageConfig, container: ImageConfig) -> ImageConfig:
     )
 
 
-def commit_config(
-    container: ContainerConfig, given: ImageConfig | None, changes: list[str]
-) -> ImageConfig:
+def commit_config(own: ImageConfig, given: ImageConfig | None, changes: list[str]) -> ImageConfig:
     """The committed image's config: `given` (the request body's, or the container's
-    when there is none) with `changes` applied, then merged with the container's.
+    own when there is none) with `changes` applied, then merged with the container's.
     A bad change line is InvalidParameter in dockerd's words."""
-    own = container_run_config(container)
     changed = apply_changes(given if given is not None else own, changes)
     return merge(changed, own)
