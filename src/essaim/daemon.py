@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from essaim.api.app import EngineApplication
+from essaim.api.commit import CommitAPI
 from essaim.api.container_files import ContainerFilesAPI
 from essaim.api.container_ops import ContainerOpsAPI
 from essaim.api.container_stats import ContainerStatsAPI
@@ -255,6 +256,7 @@ class Daemon:
                 )
             ).register(router)  # fmt: skip
             ContainerOpsAPI(containers).register(router)
+            CommitAPI(containers).register(router)
             ContainerStatsAPI(containers).register(router)
             ExecAPI(containers.execs).register(router)
             DiskUsageAPI(containers, images, volumes).register(router)

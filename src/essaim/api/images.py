@@ -20,7 +20,7 @@ from essaim.engine.containers import ContainerService
 from essaim.errors import InvalidParameter, NotFound, NotImplementedYet
 from essaim.image import oci, reference
 from essaim.image.service import ImageListing, ImageService, ListQuery
-from essaim.model.image import Image
+from essaim.model.image import Image, ImageConfig
 from essaim.model.rfc3339 import unix_time
 
 LIST_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
@@ -60,7 +60,11 @@ def list_wire(listing: ImageListing, version: tuple[int, int]) -> dict[str, Any]
 def _run_config(image: Image) -> dict[str, Any]:
     """The image's `Config` as Docker's inspect shows it: the container-config shape,
     with the image's run settings filled in."""
-    run = oci.encode_run_config(image.config)
+    return _config_wire(image.config)
+
+
+def _config_wire(config: ImageConfig) -> dict[str, Any]:
+    run = oci.encode_run_config(config)
     return {
         "Hostname": "",
         "Domainname": "",
@@ -93,7 +97,8 @@ def inspect_wire(image: Image, graph: dict[str, str], version: tuple[int, int]) 
         "RepoTags": [reference.familiar(t) for t in image.repo_tags],
         "RepoDigests": [reference.familiar(d) for d in image.repo_digests],
         "Parent": image.parent,
-        "Comment": image.comment,
+        # As moby: a config without its own comment shows its last history entry's.
+        "Comment": image.comment or (image.history[-1].comment if image.history else ""),
         "Created": image.created,
         "DockerVersion": image.docker_version,
         "Author": image.author,
@@ -109,8 +114,12 @@ def inspect_wire(image: Image, graph: dict[str, str], version: tuple[int, int]) 
         out["Variant"] = image.variant
     if version < (1, 44):
         out["VirtualSize"] = image.size
-        out["Container"] = ""
-        out["ContainerConfig"] = _run_config(image)
+    if version < (1, 45):  # both dropped from API 1.45 on
+        out["Container"] = image.container
+        committed = image.container_config
+        out["ContainerConfig"] = (
+            _config_wire(committed) if committed is not None else _run_config(image)
+        )
     return out
 
 

@@ -69,6 +69,9 @@ class _Connection:
             raise ClientGone from exc
 
     async def _body_chunks(self) -> AsyncIterator[bytes]:
+        if self.h11.their_state is not h11.SEND_BODY:
+            # A bodiless request, its end already read: h11 would wait for the next one.
+            return
         if self.h11.they_are_waiting_for_100_continue:
             # curl and other clients hold a body back until asked (Go's server asks
             # when the handler first reads it, as here).

@@ -251,3 +251,8 @@ class _TarWriter:
             self.tar.addfile(info, _Exactly(fd, info.size))
         finally:
             os.close(fd)
+
+
+# The entry writer under a public name, for other tars of container files (a commit's
+# layer), so that every such tar writes files, links and devices the same way.
+TarWriter = _TarWriter

@@ -55,6 +55,12 @@ def _is_opaque(path: str) -> bool:
         return False
 
 
+def is_placeholder(path: str, st: os.stat_result, lowers: list[Path], parts: list[str]) -> bool:
+    """Whether the upper directory's entry at `path` (`parts` under the root) is one of
+    the runtime's empty mount placeholders rather than the container's own change."""
+    return _placeholder(path, st, lowers, parts)
+
+
 def _placeholder(path: str, st: os.stat_result, lowers: list[Path], parts: list[str]) -> bool:
     if path not in INIT_PLACEHOLDERS or any(_in_lower(low, parts) for low in lowers):
         return False

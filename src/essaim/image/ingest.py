@@ -88,6 +88,8 @@ def new_image(
     author: str = "",
     comment: str = "",
     docker_version: str = "",
+    container: str = "",
+    container_config: ImageConfig | None = None,
 ) -> Image:
     """The record of an image made of `base`'s layers (if any) and `new_layers` (diff
     id, size), on `base`'s platform or the host's; its id and manifest still unset."""
@@ -113,6 +115,8 @@ def new_image(
         author=author,
         comment=comment,
         docker_version=docker_version,
+        container=container,
+        container_config=container_config,
         config=config,
         diff_ids=diff_ids,
         layer_digests=layer_digests,

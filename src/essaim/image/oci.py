@@ -140,6 +140,10 @@ def encode_config(image: Image) -> bytes:
         doc["docker_version"] = image.docker_version
     if image.parent:
         doc["parent"] = image.parent
+    if image.container:
+        doc["container"] = image.container
+    if image.container_config is not None:
+        doc["container_config"] = encode_run_config(image.container_config)
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -235,6 +239,12 @@ def decode_config(raw: bytes, image_id: str) -> Image:
         config=decode_run_config(doc.get("config")),
         diff_ids=diff_ids,
         history=history,
+        container=str(doc.get("container") or ""),
+        container_config=(
+            decode_run_config(doc["container_config"])
+            if isinstance(doc.get("container_config"), dict)
+            else None
+        ),
     )
 
 

@@ -284,11 +284,14 @@ class ImageService:
         comment: str = "",
         tags: Sequence[str] = (),
         docker_version: str = "",
+        container: str = "",
+        container_config: ImageConfig | None = None,
     ) -> Image:
         """A new image: `base`'s layers (if any) plus `layer_tars` (tar files, maybe
         compressed; copied, not consumed), run with `config`. `history` is the complete
         history; by default `base`'s plus one entry per new layer. `tags` are names as
-        users type them. An identical image already present is returned (and tagged)."""
+        users type them. An identical image already present is returned (and tagged).
+        `container` and `container_config` record the container a commit made it from."""
         refs = [reference.parse_tagged(t) for t in tags]
         for ref in refs:
             if ref.digest is not None:
@@ -309,6 +312,8 @@ class ImageService:
             comment=comment,
             tags=refs,
             docker_version=docker_version,
+            container=container,
+            container_config=container_config,
         )
 
     async def _create(
@@ -325,6 +330,8 @@ class ImageService:
         tags: Sequence[Reference] = (),
         docker_version: str = "",
         event: str | None = None,
+        container: str = "",
+        container_config: ImageConfig | None = None,
     ) -> Image:
         diff_ids = list(base.diff_ids) if base else []
         new_layers: builtins.list[tuple[str, int]] = []
@@ -344,6 +351,8 @@ class ImageService:
             author=author,
             comment=comment,
             docker_version=docker_version,
+            container=container,
+            container_config=container_config,
         )
         image = await self.run_blocking(ingest.write_blobs, self.content, image)
         async with self._lock:

@@ -75,6 +75,10 @@ class Image(msgspec.Struct, kw_only=True):
     history: list[HistoryEntry] = []
     manifest_digest: str = ""
     last_tag_time: str = ""
+    # Made by `docker commit`: the container it came from and that container's own
+    # settings then (the config blob's `container` and `container_config`).
+    container: str = ""
+    container_config: ImageConfig | None = None
 
     @property
     def short_id(self) -> str:
