@@ -83,7 +83,7 @@ def test_default_config_shape(rootfs: Path) -> None:
     assert "consoleSize" not in process
     assert process["args"] == ["sh", "-c", "true"]
     assert process["cwd"] == "/"
-    assert process["user"] == {"uid": 0, "gid": 0, "additionalGids": []}
+    assert process["user"] == {"uid": 0, "gid": 0, "additionalGids": [0]}
     assert process["noNewPrivileges"] is False
     assert process["oomScoreAdj"] == 0
     linux = config["linux"]
@@ -146,7 +146,7 @@ def test_tty_sets_term_and_console_size(rootfs: Path) -> None:
 
 def test_user_is_resolved_in_the_rootfs(rootfs: Path) -> None:
     process = build(rootfs, user="app", group_add=["root"])["process"]
-    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50, 0]}
+    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50, 0]}
 
 
 def test_unknown_user_is_refused(rootfs: Path) -> None:

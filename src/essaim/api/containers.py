@@ -17,6 +17,7 @@ from essaim.api.health_wire import (
     inspect_health,
     parse_healthcheck,
 )
+from essaim.api.identity_wire import identity_wire, parse_identity
 from essaim.api.mount_wire import (
     mount_point_wire,
     mount_spec_wire,
@@ -138,6 +139,7 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         volume_driver=str(host.get("VolumeDriver") or ""),
         init=bool(host.get("Init")),
         oom_score_adj=integer(host.get("OomScoreAdj"), "OomScoreAdj"),
+        **parse_identity(host),
     )
     return config, host_config
 
@@ -218,6 +220,7 @@ def inspect_wire(container: Container) -> dict[str, Any]:
             "Ulimits": [{"Name": n, "Soft": s, "Hard": h} for n, s, h in host.ulimits] or None,
             "OomScoreAdj": host.oom_score_adj,
             "Init": host.init,
+            **identity_wire(host),
         },
         "GraphDriver": {"Name": container.driver, "Data": None},
         "Mounts": [mount_point_wire(p) for p in container.mount_points],
