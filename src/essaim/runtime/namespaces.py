@@ -52,7 +52,8 @@ def container_namespaces(
     """
     namespaces = _namespace("pid", pid) + _namespace("network", network)
     namespaces += _namespace("ipc", ipc) + _namespace("uts", uts) + [{"type": "mount"}]
-    if cgroup if cgroup is not None else cgroup_version == 2:
+    own_cgroup = cgroup_version == 2 if cgroup is None else cgroup
+    if own_cgroup:
         namespaces.append({"type": "cgroup"})
     return namespaces
 
