@@ -304,7 +304,7 @@ def write_name_files(container_dir: Path, settings: NameSettings) -> None:
         hosts = _read("/etc/hosts") or HOSTS_BASE
     else:
         # With extra hosts even a host-network container gets a built file, so that an
-        # extra host may override a name the host's file has (moby does so since 27).
+        # extra host may override a name the host's file has (as moby 28 does).
         hosts = hosts_file(
             extra, hostname=settings.hostname, domainname=settings.domainname,
             addresses=settings.addresses, ipv6=_ipv6_available(),
