@@ -15,6 +15,7 @@ from essaim.model.container import (
     ContainerState,
     HostConfig,
 )  # fmt: skip
+from essaim.model.device import DeviceMapping
 from essaim.runtime.mounts import bind_mount
 from essaim.runtime.rlimits import Ulimit
 
@@ -100,3 +101,42 @@ def test_console_size_only_with_a_tty(
     c.config.tty = tty
     spec = run_spec(c, ROOTFS, containers_root=ROOT, cgroup_parent="essaim", lookup=no_lookup)
     assert spec.console_size == expected
+
+
+def test_identity_settings_reach_the_run_spec() -> None:
+    devices = [DeviceMapping("/dev/zero", "/dev/myzero", "r")]
+    c = container(
+        host=HostConfig(group_add=["audio"], devices=devices, device_cgroup_rules=["c 1:9 rwm"])
+    )
+    c.config.domainname = "example.org"
+    spec = run_spec(c, ROOTFS, containers_root=ROOT, cgroup_parent="essaim", lookup=no_lookup)
+    assert (spec.group_add, spec.devices, spec.device_cgroup_rules, spec.domainname) == (
+        ["audio"], devices, ["c 1:9 rwm"], "example.org",
+    )  # fmt: skip
+    assert (spec.pid_namespace, spec.ipc_namespace, spec.uts_namespace) == ("", "", "")
+
+
+def test_host_pid_ipc_and_uts_share_the_hosts_namespaces_and_shm() -> None:
+    c = container(host=HostConfig(pid_mode="host", ipc_mode="host", uts_mode="host"))
+    spec = run_spec(c, ROOTFS, containers_root=ROOT, cgroup_parent="essaim", lookup=no_lookup)
+    assert (spec.pid_namespace, spec.ipc_namespace, spec.uts_namespace) == (None, None, None)
+    assert bind_mount("/dev/shm", "/dev/shm") in spec.mounts
+
+
+def test_pid_and_ipc_of_another_container_join_its_namespaces() -> None:
+    other = container("b" * 64)
+    other.state = ContainerState(status="running", pid=4242)
+    mode = f"container:{other.id}"
+    c = container(host=HostConfig(pid_mode=mode, ipc_mode=mode, cgroupns_mode="private"))
+    lookup = {other.id: other}.__getitem__
+    spec = run_spec(c, ROOTFS, containers_root=ROOT, cgroup_parent="essaim", lookup=lookup)
+    assert (spec.pid_namespace, spec.ipc_namespace) == ("/proc/4242/ns/pid", "/proc/4242/ns/ipc")
+    assert spec.cgroup_namespace is True
+
+
+def test_joining_a_stopped_containers_pid_namespace_is_a_conflict() -> None:
+    other = container("b" * 64)
+    c = container(host=HostConfig(pid_mode=f"container:{other.id}"))
+    lookup = {other.id: other}.__getitem__
+    with pytest.raises(Conflict, match=f"container {other.id} is not running"):
+        run_spec(c, ROOTFS, containers_root=ROOT, cgroup_parent="essaim", lookup=lookup)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from essaim.errors import InvalidParameter
+from essaim.model.device import DeviceMapping
 from essaim.runtime.capabilities import (
     DEFAULT_CAPABILITIES,
     KNOWN_CAPABILITIES,
@@ -83,7 +84,7 @@ def test_default_config_shape(rootfs: Path) -> None:
     assert "consoleSize" not in process
     assert process["args"] == ["sh", "-c", "true"]
     assert process["cwd"] == "/"
-    assert process["user"] == {"uid": 0, "gid": 0, "additionalGids": []}
+    assert process["user"] == {"uid": 0, "gid": 0, "additionalGids": [0]}
     assert process["noNewPrivileges"] is False
     assert process["oomScoreAdj"] == 0
     linux = config["linux"]
@@ -146,7 +147,7 @@ def test_tty_sets_term_and_console_size(rootfs: Path) -> None:
 
 def test_user_is_resolved_in_the_rootfs(rootfs: Path) -> None:
     process = build(rootfs, user="app", group_add=["root"])["process"]
-    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50, 0]}
+    assert process["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50, 0]}
 
 
 def test_unknown_user_is_refused(rootfs: Path) -> None:
@@ -531,3 +532,52 @@ def test_default_config_respects_this_machines_limits(rootfs: Path) -> None:
 )
 def test_kernel_release_parsing(release: str, expected: tuple[int, int]) -> None:
     assert parse_kernel_release(release) == expected
+
+
+# --- identity: devices, namespaces, names ---------------------------------------------
+
+
+def test_devices_are_nodes_and_rules_after_dockers_defaults(rootfs: Path) -> None:
+    config = build(
+        rootfs,
+        devices=[DeviceMapping("/dev/zero", "/dev/myzero", "r")],
+        device_cgroup_rules=["c 1:11 rwm"],
+    )
+    linux = config["linux"]
+    assert [(d["path"], d["type"], d["major"], d["minor"]) for d in linux["devices"]] == [
+        ("/dev/myzero", "c", 1, 5)
+    ]
+    rules = linux["resources"]["devices"]
+    assert rules[0] == {"allow": False, "access": "rwm"}
+    assert rules[-2:] == [
+        {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwm"},
+    ]
+
+
+def test_no_devices_no_devices_key(rootfs: Path) -> None:
+    assert "devices" not in build(rootfs)["linux"]
+
+
+def test_privileged_sees_the_hosts_device_nodes(rootfs: Path) -> None:
+    paths = [d["path"] for d in build(rootfs, privileged=True)["linux"]["devices"]]
+    assert "/dev/null" in paths
+
+
+def test_host_namespaces_are_left_out_and_host_uts_has_no_hostname(rootfs: Path) -> None:
+    config = build(rootfs, pid_namespace=None, ipc_namespace=None, uts_namespace=None)
+    kinds = [ns["type"] for ns in config["linux"]["namespaces"]]
+    assert kinds == ["network", "mount"]
+    assert "hostname" not in config
+
+
+def test_domainname_is_set_by_its_sysctl(rootfs: Path) -> None:
+    config = build(rootfs, domainname="example.org")
+    assert config["linux"]["sysctl"] == {"kernel.domainname": "example.org"}
+
+
+def test_explicit_cgroup_namespace_mode_wins(rootfs: Path) -> None:
+    kinds = [ns["type"] for ns in build(rootfs, cgroup_namespace=True)["linux"]["namespaces"]]
+    assert "cgroup" in kinds
+    v2 = build(rootfs, host_facts(cgroup_version=2), cgroup_namespace=False)
+    assert "cgroup" not in [ns["type"] for ns in v2["linux"]["namespaces"]]

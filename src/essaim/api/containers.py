@@ -24,6 +24,7 @@ from essaim.api.health_wire import (
     inspect_health,
     parse_healthcheck,
 )
+from essaim.api.identity_wire import identity_wire, parse_identity
 from essaim.api.mount_wire import (
     mount_point_wire,
     mount_spec_wire,
@@ -141,6 +142,7 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         oom_score_adj=integer(host.get("OomScoreAdj"), "OomScoreAdj"),
         port_bindings=parse_port_bindings(host.get("PortBindings")),
         publish_all_ports=bool(host.get("PublishAllPorts")),
+        **parse_identity(host),
     )
     return config, host_config
 
@@ -222,6 +224,7 @@ def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dic
             "Ulimits": [{"Name": n, "Soft": s, "Hard": h} for n, s, h in host.ulimits] or None,
             "OomScoreAdj": host.oom_score_adj,
             "Init": host.init,
+            **identity_wire(host),
         },
         "GraphDriver": {"Name": container.driver, "Data": None},
         "Mounts": [mount_point_wire(p) for p in container.mount_points],

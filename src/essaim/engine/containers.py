@@ -18,6 +18,7 @@ from essaim.engine.container_events import ContainerEvents
 from essaim.engine.disk_usage import writable_layer_size
 from essaim.engine.exec import ExecService
 from essaim.engine.health import HealthChecker
+from essaim.engine.identity_settings import settle_identity
 from essaim.engine.image_defaults import apply_image_config
 from essaim.engine.index import ContainerIndex
 from essaim.engine.monitor import ExitMonitor
@@ -90,6 +91,7 @@ class ContainerService:
             mounts=self.mounts,
         )  # fmt: skip
         host = HostFacts.read()
+        self.cgroup_version = host.cgroup_version
         starter = Starter(
             index=self.index, storage=self.storage, runtimes=runtimes,
             attachments=self.attachments, events=self.events, removal=self.removal,
@@ -159,6 +161,7 @@ class ContainerService:
         requested = self.index.check_name(name) if name else None
         validate_restart_policy(host_config.restart_policy, auto_remove=host_config.auto_remove)
         settle_resources(host_config)
+        settle_identity(config, host_config, cgroup_version=self.cgroup_version, lookup=self.get)
         image = await self.images.get(config.image)
         chain_ids, layer_digests = self.images.rootfs_layers(image)
         argv = apply_image_config(config, image.config)

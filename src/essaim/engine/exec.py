@@ -255,7 +255,11 @@ class ExecService:
                 [*container.config.env, *config.env], hostname=hostname, tty=config.tty
             ),
             cwd=config.working_dir or container.config.working_dir or "/",
-            user=resolve_user(files.bundle / "rootfs", config.user or container.config.user),
+            user=resolve_user(
+                files.bundle / "rootfs",
+                config.user or container.config.user,
+                container.host_config.group_add or [],
+            ),
             tty=config.tty,
             console_size=config.console_size,
             privileged_capabilities=privileged,

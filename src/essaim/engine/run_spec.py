@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from essaim.engine.hostfiles import host_file_mounts
+from essaim.engine.namespace_modes import namespace_paths
 from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
 from essaim.errors import Conflict
 from essaim.model.container import PAUSED, RUNNING, Container
@@ -47,6 +48,8 @@ def run_spec(
         bind_mount(src, dest) for src, dest in host_file_mounts(files_dir) if dest not in covered
     ]
     mounts += user_mounts
+    shared = namespace_paths(host, lookup)
+    mounts += shared.mounts
     rows, cols = host.console_size
     args = [container.path, *container.args]
     if host.init:
@@ -86,4 +89,12 @@ def run_spec(
         shm_size=host.shm_size or DEFAULT_SHM_SIZE,
         ulimits=[Ulimit(name=n, soft=s, hard=h) for n, s, h in host.ulimits],
         oom_score_adj=host.oom_score_adj,
+        domainname=config.domainname,
+        group_add=host.group_add or [],
+        devices=host.devices or [],
+        device_cgroup_rules=host.device_cgroup_rules or [],
+        pid_namespace=shared.pid,
+        ipc_namespace=shared.ipc,
+        uts_namespace=shared.uts,
+        cgroup_namespace=shared.cgroup,
     )

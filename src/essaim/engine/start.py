@@ -8,6 +8,7 @@ import json
 
 from essaim.engine.attachments import Attachments
 from essaim.engine.container_events import ContainerEvents
+from essaim.engine.hostfiles import refresh_name_files
 from essaim.engine.index import ContainerIndex
 from essaim.engine.removal import Removal
 from essaim.engine.run_spec import run_spec
@@ -72,6 +73,7 @@ class Starter:
         runtime = self.runtimes.get(container.runtime)
         try:
             rootfs = await self.storage.mount_rootfs(container)
+            refresh_name_files(container, self.storage.root / cid)
             spec = run_spec(
                 container, rootfs, containers_root=self.storage.root,
                 cgroup_parent=self.cgroup_parent, lookup=self.index.get,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
+from essaim.model.device import DeviceMapping
 from essaim.model.health import HealthState
 from essaim.model.image import HealthConfig
 from essaim.model.mount import MountPoint, MountSpec
@@ -87,6 +88,20 @@ class HostConfig(msgspec.Struct):
     log_type: str = "json-file"
     port_bindings: dict[str, list[PortBinding]] = {}  # `-p`, keyed `80/tcp`, as given
     publish_all_ports: bool = False  # `-P`
+    # Identity and security. None and [] differ: inspect returns what the client sent.
+    devices: list[DeviceMapping] | None = None
+    device_cgroup_rules: list[str] | None = None
+    group_add: list[str] | None = None
+    extra_hosts: list[str] | None = None  # "name:ip", as the CLI sends them
+    dns: list[str] | None = None
+    dns_search: list[str] | None = None
+    dns_options: list[str] | None = None
+    # Namespace modes: "" (dockerd fills its default at create), private, host, container:<id>...
+    ipc_mode: str = ""
+    pid_mode: str = ""
+    uts_mode: str = ""
+    cgroupns_mode: str = ""
+    userns_mode: str = ""
 
 
 class ContainerState(msgspec.Struct):

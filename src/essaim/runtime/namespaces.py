@@ -23,21 +23,37 @@ _IPC_SYSCTLS = frozenset(
 _UTS_SYSCTLS = frozenset({"kernel.domainname", "kernel.hostname"})
 
 
-def container_namespaces(network: str | None, *, cgroup_version: int) -> list[dict[str, object]]:
-    """OCI `linux.namespaces`. `network`: "" for a new one, None for the host's, or a path.
+def _namespace(kind: str, where: str | None) -> list[dict[str, object]]:
+    """`where`: "" for a new namespace, None for the host's (none listed), or a path to join."""
+    if where is None:
+        return []
+    if where == "":
+        return [{"type": kind}]
+    if not posixpath.isabs(where):
+        raise InvalidParameter(f"invalid {kind} namespace path: {where}")
+    return [{"type": kind, "path": where}]
 
-    On the cgroup v1 layout Docker shares the host's cgroup namespace; on v2 it gives
-    each container its own, so /sys/fs/cgroup shows only the container's subtree.
+
+def container_namespaces(
+    network: str | None,
+    *,
+    cgroup_version: int,
+    pid: str | None = "",
+    ipc: str | None = "",
+    uts: str | None = "",
+    cgroup: bool | None = None,
+) -> list[dict[str, object]]:
+    """OCI `linux.namespaces`. `network`, `pid`, `ipc`, `uts`: "" for a new one, None for
+    the host's, or a path to join.
+
+    `cgroup` None is Docker's default: on the cgroup v1 layout it shares the host's cgroup
+    namespace; on v2 it gives each container its own, so /sys/fs/cgroup shows only the
+    container's subtree.
     """
-    namespaces: list[dict[str, object]] = [{"type": "pid"}]
-    if network == "":
-        namespaces.append({"type": "network"})
-    elif network is not None:
-        if not posixpath.isabs(network):
-            raise InvalidParameter(f"invalid network namespace path: {network}")
-        namespaces.append({"type": "network", "path": network})
-    namespaces += [{"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
-    if cgroup_version == 2:
+    namespaces = _namespace("pid", pid) + _namespace("network", network)
+    namespaces += _namespace("ipc", ipc) + _namespace("uts", uts) + [{"type": "mount"}]
+    own_cgroup = cgroup_version == 2 if cgroup is None else cgroup
+    if own_cgroup:
         namespaces.append({"type": "cgroup"})
     return namespaces
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import msgspec
 
 from essaim.errors import InvalidParameter
+from essaim.model.device import DeviceMapping
 from essaim.runtime.capabilities import container_capabilities
+from essaim.runtime.devices import container_devices
 from essaim.runtime.host import HostFacts
 from essaim.runtime.mounts import DEFAULT_SHM_SIZE, Mount, container_mounts
 from essaim.runtime.namespaces import check_sysctls, container_namespaces
@@ -91,6 +93,14 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     oom_score_adj: int = 0
     sysctls: dict[str, str] = {}
     shm_size: int = DEFAULT_SHM_SIZE
+    domainname: str = ""  # the NIS domain name (`--domainname`)
+    devices: list[DeviceMapping] = []  # --device
+    device_cgroup_rules: list[str] = []  # --device-cgroup-rule
+    # As `network_namespace`: "" for a new one, None for the host's, or a path to join.
+    pid_namespace: str | None = ""
+    ipc_namespace: str | None = ""
+    uts_namespace: str | None = ""
+    cgroup_namespace: bool | None = None  # None: Docker's default for the cgroup version
 
 
 def container_env(env: list[str], *, hostname: str, tty: bool) -> list[str]:
@@ -136,6 +146,9 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
     )
     user = resolve_user(Path(spec.rootfs), spec.user, spec.group_add)
     hostname = spec.hostname or spec.container_id[:12]
+    devices, device_rules = container_devices(
+        spec.devices, spec.device_cgroup_rules, privileged=spec.privileged
+    )
 
     # A non-root process loses its effective and permitted capabilities at execve anyway;
     # setting only the bounding set says so up front, as Docker does.
@@ -163,30 +176,46 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
         rows, cols = spec.console_size
         process["consoleSize"] = {"height": rows, "width": cols}
 
+    resources = container_resources(
+        privileged=spec.privileged,
+        memory=spec.memory,
+        memory_swap=spec.memory_swap,
+        swap_limit=host.swap_limit,
+        nano_cpus=spec.nano_cpus,
+        cpu_shares=spec.cpu_shares,
+        cpu_quota=spec.cpu_quota,
+        cpu_period=spec.cpu_period,
+        ncpu=host.ncpu,
+        pids_limit=spec.pids_limit,
+        memory_reservation=spec.memory_reservation,
+        oom_kill_disable=spec.oom_kill_disable,
+        cpuset_cpus=spec.cpuset_cpus,
+        cpuset_mems=spec.cpuset_mems,
+    )
+    if device_rules:
+        # The defaults (deny all, then Docker's few) first: later rules add to them.
+        defaults = resources["devices"]
+        assert isinstance(defaults, list)
+        resources["devices"] = [*defaults, *device_rules]
     linux: dict[str, object] = {
         "namespaces": container_namespaces(
-            spec.network_namespace, cgroup_version=host.cgroup_version
+            spec.network_namespace,
+            cgroup_version=host.cgroup_version,
+            pid=spec.pid_namespace,
+            ipc=spec.ipc_namespace,
+            uts=spec.uts_namespace,
+            cgroup=spec.cgroup_namespace,
         ),
-        "resources": container_resources(
-            privileged=spec.privileged,
-            memory=spec.memory,
-            memory_swap=spec.memory_swap,
-            swap_limit=host.swap_limit,
-            nano_cpus=spec.nano_cpus,
-            cpu_shares=spec.cpu_shares,
-            cpu_quota=spec.cpu_quota,
-            cpu_period=spec.cpu_period,
-            ncpu=host.ncpu,
-            pids_limit=spec.pids_limit,
-            memory_reservation=spec.memory_reservation,
-            oom_kill_disable=spec.oom_kill_disable,
-            cpuset_cpus=spec.cpuset_cpus,
-            cpuset_mems=spec.cpuset_mems,
-        ),
+        "resources": resources,
     }
+    if devices:
+        linux["devices"] = devices
     if spec.cgroups_path:
         linux["cgroupsPath"] = spec.cgroups_path
     sysctls = check_sysctls(spec.sysctls, host_network=spec.network_namespace is None)
+    if spec.domainname and spec.uts_namespace == "":
+        # No OCI field for the NIS domain name; this sysctl is setdomainname(2), as in moby.
+        sysctls = {"kernel.domainname": spec.domainname, **sysctls}
     if sysctls:
         linux["sysctl"] = sysctls
     if not spec.privileged:
@@ -202,7 +231,7 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
                 profile, capabilities, host.arch, host.kernel, missing_abis=host.missing_abis
             )
 
-    return {
+    config: dict[str, object] = {
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": spec.rootfs, "readonly": spec.readonly_rootfs},
@@ -215,3 +244,8 @@ def build_oci_config(spec: RunSpec, host: HostFacts) -> dict[str, object]:
         ),
         "linux": linux,
     }
+    if spec.uts_namespace is not None:
+        return config
+    # runc refuses to set a hostname in the host's UTS namespace (`--uts host`).
+    del config["hostname"]
+    return config

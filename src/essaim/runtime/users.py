@@ -212,10 +212,10 @@ def resolve_user(rootfs: Path, user: str, group_add: Sequence[str] = ()) -> Reso
         else:
             number = _numeric(wanted)
             if number is None:
-                raise InvalidParameter(
-                    f"unable to find group {wanted}: no matching entries in group file"
-                )
+                # runc's GetAdditionalGroups words it so (capital and all).
+                raise InvalidParameter(f"Unable to find group {wanted}")
             extra = _checked_id(number)
         additional.append(extra)
 
-    return ResolvedUser(uid, gid, list(dict.fromkeys(additional)))
+    # moby lists the primary group first: `id` shows it among the groups, as under Docker.
+    return ResolvedUser(uid, gid, list(dict.fromkeys([gid, *additional])))
