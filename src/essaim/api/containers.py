@@ -17,6 +17,7 @@ from essaim.api.health_wire import (
     inspect_health,
     parse_healthcheck,
 )
+from essaim.api.log_config_wire import log_config_wire, log_path_wire, parse_log_config
 from essaim.api.mount_wire import (
     mount_point_wire,
     mount_spec_wire,
@@ -35,7 +36,6 @@ from essaim.api.router import Router
 from essaim.api.wire_fields import integer, string_map, strings
 from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
 from essaim.engine.containers import ContainerService
-from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.logs import LogReader
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
@@ -139,6 +139,7 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         init=bool(host.get("Init")),
         oom_score_adj=integer(host.get("OomScoreAdj"), "OomScoreAdj"),
     )
+    host_config.log_type, host_config.log_options = parse_log_config(host.get("LogConfig"))
     return config, host_config
 
 
@@ -184,7 +185,7 @@ def inspect_wire(container: Container) -> dict[str, Any]:
         "HostConfig": {
             "Binds": host.binds or None,
             "ContainerIDFile": "",
-            "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
+            "LogConfig": log_config_wire(host),
             "NetworkMode": host.network_mode,
             "PortBindings": {},
             "RestartPolicy": {
@@ -304,6 +305,7 @@ class ContainersAPI:
     async def inspect(self, req: Request) -> AnyResponse:
         container = self.containers.get(req.params["id"])
         wire = inspect_wire(container)
+        wire["LogPath"] = log_path_wire(container, self.containers.files(container.id).log)
         if req.query.get_bool("size"):
             wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
         return json_response(wire)

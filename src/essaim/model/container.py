@@ -84,6 +84,7 @@ class HostConfig(msgspec.Struct):
     init: bool = False
     oom_score_adj: int = 0
     log_type: str = "json-file"
+    log_options: dict[str, str] = {}  # `HostConfig.LogConfig.Config`, as given
 
 
 class ContainerState(msgspec.Struct):
