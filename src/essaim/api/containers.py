@@ -4,7 +4,6 @@ start/stop/kill/restart, wait, attach (hijack), resize, logs, remove.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,9 +33,8 @@ from essaim.api.responses import (
 )  # fmt: skip
 from essaim.api.router import Router
 from essaim.api.wire_fields import integer, string_map, strings
-from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
+from essaim.engine.attach import AttachOptions, parse_detach_keys
 from essaim.engine.containers import ContainerService
-from essaim.engine.logs import LogReader
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
 from essaim.image.reference import familiar_name
@@ -51,7 +49,7 @@ from essaim.model.container import (
     HostConfig,
     RestartPolicy,
 )  # fmt: skip
-from essaim.model.rfc3339 import format_rfc3339_nano, unix_seconds
+from essaim.model.rfc3339 import unix_seconds
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -292,7 +290,6 @@ class ContainersAPI:
         r.post("/containers/{id}/wait", self.wait)
         r.post("/containers/{id}/attach", self.attach)
         r.post("/containers/{id}/resize", self.resize)
-        r.get("/containers/{id}/logs", self.logs)
         r.delete("/containers/{id}", self.remove)
 
     async def create(self, req: Request) -> AnyResponse:
@@ -409,49 +406,6 @@ class ContainersAPI:
             req.params["id"], force=req.query.get_bool("force"), volumes=req.query.get_bool("v")
         )
         return empty(204)
-
-    async def logs(self, req: Request) -> AnyResponse:
-        q = req.query
-        container = self.containers.get(req.params["id"])
-        stdout, stderr = q.get_bool("stdout"), q.get_bool("stderr")
-        if not (stdout or stderr):
-            raise InvalidParameter("Bad parameters: you must choose at least one stream")
-        tail_raw = q.get("tail") or "all"
-        try:
-            tail = None if tail_raw == "all" else max(0, int(tail_raw))
-        except ValueError:
-            tail = None
-        since = q.get_unix_nano("since") or 0
-        until = q.get_unix_nano("until")
-        timestamps = q.get_bool("timestamps")
-        tty = container.config.tty
-        cid = container.id
-        reader = LogReader(self.containers.files(cid).log)
-
-        def running() -> bool:
-            try:
-                current = self.containers.get(cid)
-            except Exception:
-                return False
-            return current.state.running
-
-        async def produce() -> AsyncIterator[bytes]:
-            async for entry in reader.entries(
-                tail=tail, since_nano=since, until_nano=until,
-                follow=q.get_bool("follow"), running=running,
-            ):  # fmt: skip
-                if entry.stream == "stdout" and not stdout:
-                    continue
-                if entry.stream == "stderr" and not stderr:
-                    continue
-                data = entry.data
-                if timestamps:
-                    data = format_rfc3339_nano(entry.time_nano).encode() + b" " + data
-                yield data if tty else frame(1 if entry.stream == "stdout" else 2, data)
-            await asyncio.sleep(0)
-
-        content = RAW_STREAM if tty else MULTIPLEXED
-        return StreamResponse(produce(), content)
 
 
 def _list_match(c: Container, filters: Filters) -> bool:
