@@ -73,6 +73,7 @@ class ContainerLogsAPI:
             return current is not None and current.state.running
 
         async def produce() -> AsyncIterator[bytes]:
+            stamped_at, stamp = -1, b""  # lines read together share their time
             async for batch in reader.entries(
                 tail=tail, since_nano=since, until_nano=until,
                 follow=q.get_bool("follow"), running=running,
@@ -83,7 +84,10 @@ class ContainerLogsAPI:
                         continue
                     data = prefix + entry.data if prefix else entry.data
                     if timestamps:
-                        data = format_timestamp(entry.time_nano).encode() + b" " + data
+                        if entry.time_nano != stamped_at:
+                            stamped_at = entry.time_nano
+                            stamp = format_timestamp(stamped_at).encode() + b" "
+                        data = stamp + data
                     out.append(data if tty else frame(1 if entry.stream == "stdout" else 2, data))
                 if out:
                     yield b"".join(out)
