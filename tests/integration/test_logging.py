@@ -259,6 +259,21 @@ def test_rotation_resumes_after_a_daemon_restart(own_daemon: EssaimDaemon) -> No
     assert shown[-1] == 599 and shown == list(range(shown[0], 600))
 
 
+def test_a_rotation_cut_short_by_a_daemon_kill_is_repaired(own_daemon: EssaimDaemon) -> None:
+    d = own_daemon
+    cid = run(d, "--log-opt", "max-size=10k", "--log-opt", "max-file=9", "busybox", *paced(300))
+    until(lambda: log_files(d, cid).get("container.log", 0) > 1000)
+    d.kill9()
+    # What a kill between the rename and conmon's reopen leaves: no live file, conmon
+    # writing on into <log>.1.
+    (log_dir(d, cid) / "container.log").rename(log_dir(d, cid) / "container.log.1")
+    d.start()
+    wait_exit(d, cid)
+    # conmon was asked to reopen: the live file is back, and nothing was lost
+    assert "container.log" in log_files(d, cid)
+    assert numbers(d.docker("logs", cid).stdout) == list(range(300))
+
+
 def test_none_driver_shows_output_attached_and_keeps_no_log(daemon: EssaimDaemon) -> None:
     d = daemon
     attached = d.docker("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "hi")
