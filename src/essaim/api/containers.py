@@ -1,5 +1,5 @@
 """Container endpoints: wire JSON <-> the container service. Create, inspect, list,
-start/stop/kill/restart, wait, attach (hijack), resize, logs, remove.
+start/stop/kill/restart, wait, attach (hijack), resize, remove (logs: container_logs).
 """
 
 from __future__ import annotations
