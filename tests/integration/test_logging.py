@@ -47,6 +47,8 @@ def log_files(d: EssaimDaemon, cid: str) -> dict[str, int]:
     """The container's log files on disk and their sizes."""
     out = {}
     for path in log_dir(d, cid).glob("container.log*"):
+        if path.name == "container.log.tmp":
+            continue  # conmon's new file for the instant before it takes the name
         with contextlib.suppress(FileNotFoundError):  # rotated away meanwhile
             out[path.name] = path.stat().st_size
     return out
