@@ -4,12 +4,15 @@ are accepted (refused in moby's words), what they mean for rotation and `--detai
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote_plus
+
+from essaim.model import go_values
+
+_T = TypeVar("_T")
 
 JSON_FILE = "json-file"
 LOCAL = "local"
@@ -73,7 +76,7 @@ def validate(log_type: str, options: Mapping[str, str]) -> None:
                 "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
             )
         try:
-            parse_ram_size(options["max-buffer-size"])
+            _go(go_values.parse_ram_size, options["max-buffer-size"])
         except LogConfigError as exc:
             raise LogConfigError(f"error parsing option max-buffer-size: {exc.message}") from None
     allowed = _OPTIONS.get(name)
@@ -106,17 +109,17 @@ def _rotation_checked(name: str, options: Mapping[str, str]) -> Rotation | None:
         return _local_rotation(options)
     max_size = -1
     if "max-size" in options:
-        max_size = parse_human_size(options["max-size"])
+        max_size = _go(go_values.parse_human_size, options["max-size"])
         if max_size <= 0:
             raise LogConfigError("max-size must be a positive number")
     max_files = 1
     if "max-file" in options:
-        max_files = go_atoi(options["max-file"])
+        max_files = _go(go_values.atoi, options["max-file"])
         if max_files < 1:
             raise LogConfigError("max-file cannot be less than 1")
     compress = False
     if "compress" in options:
-        compress = go_parse_bool(options["compress"])
+        compress = _go(go_values.parse_bool, options["compress"])
         if compress and (max_files == 1 or max_size == -1):
             raise LogConfigError(
                 "compress cannot be true when max-file is less than 2 or max-size is not set"
@@ -131,18 +134,18 @@ def _local_rotation(options: Mapping[str, str]) -> Rotation | None:
     if "max-size" in options:
         value = options["max-size"]
         try:
-            max_size = parse_human_size(value)
+            max_size = _go(go_values.parse_human_size, value)
         except LogConfigError as exc:
             raise LogConfigError(f"invalid value for max-size: {value}: {exc.message}") from None
     if "max-file" in options:
         value = options["max-file"]
         try:
-            max_files = go_atoi(value)
+            max_files = _go(go_values.atoi, value)
         except LogConfigError as exc:
             raise LogConfigError(f"invalid value for max-file: {value}: {exc.message}") from None
     if "compress" in options:
         try:
-            compress = go_parse_bool(options["compress"])
+            compress = _go(go_values.parse_bool, options["compress"])
         except LogConfigError as exc:
             raise LogConfigError(f"invalid boolean value for compress: {exc.message}") from None
     if max_files < 0:
@@ -154,83 +157,12 @@ def _local_rotation(options: Mapping[str, str]) -> Rotation | None:
     return Rotation(max_size, max(max_files, 1), compress)
 
 
-# go-units' parseSize: a number, an optional space, then an optional unit (k, m, g, t, p),
-# optionally followed by "b" or "ib"; case does not matter.
-_DECIMAL = {"k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5}
-_BINARY = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-_GO_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_GO_INT = re.compile(r"[+-]?\d+")
-
-
-def parse_human_size(text: str) -> int:
-    """go-units' FromHumanSize (what the json-file and local drivers read `max-size`
-    with): SI units, "10k" is 10000 bytes."""
-    return _parse_size(text, _DECIMAL)
-
-
-def parse_ram_size(text: str) -> int:
-    """go-units' RAMInBytes: binary units, "10k" is 10240 bytes."""
-    return _parse_size(text, _BINARY)
-
-
-def _parse_size(text: str, units: Mapping[str, int]) -> int:
-    sep = max(text.rfind(c) for c in "0123456789. ")
-    if sep == -1:
-        raise LogConfigError(f"invalid size: '{text}'")
-    suffix = text[sep + 1 :]
-    number = text[:sep] if text[sep] == " " else text[: sep + 1]
-    size = _go_parse_float(number)
-    if size < 0:
-        raise LogConfigError(f"invalid size: '{text}'")
-    if not suffix:
-        return int(size)
-    if len(suffix) > 3:
-        raise LogConfigError(f"invalid suffix: '{suffix}'")
-    suffix = suffix.lower()
-    if suffix[0] == "b":
-        if len(suffix) > 1:
-            raise LogConfigError(f"invalid suffix: '{suffix}'")
-        return int(size)
-    multiplier = units.get(suffix[0])
-    if (
-        multiplier is None
-        or (len(suffix) == 2 and suffix[1] != "b")
-        or (len(suffix) == 3 and suffix[1:] != "ib")
-    ):
-        raise LogConfigError(f"invalid suffix: '{suffix}'")
-    return int(size * multiplier)
-
-
-def _go_parse_float(text: str) -> float:
-    if _GO_FLOAT.fullmatch(text) is None:
-        raise LogConfigError(f"strconv.ParseFloat: parsing {_go_quote(text)}: invalid syntax")
-    value = float(text)
-    if math.isinf(value):
-        raise LogConfigError(f"strconv.ParseFloat: parsing {_go_quote(text)}: value out of range")
-    return value
-
-
-def go_atoi(text: str) -> int:
-    """Go's strconv.Atoi, with its error text."""
-    if _GO_INT.fullmatch(text) is None:
-        raise LogConfigError(f"strconv.Atoi: parsing {_go_quote(text)}: invalid syntax")
-    value = int(text)
-    if not -(2**63) <= value < 2**63:
-        raise LogConfigError(f"strconv.Atoi: parsing {_go_quote(text)}: value out of range")
-    return value
-
-
-def go_parse_bool(text: str) -> bool:
-    """Go's strconv.ParseBool, with its error text."""
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise LogConfigError(f"strconv.ParseBool: parsing {_go_quote(text)}: invalid syntax")
-
-
-def _go_quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+def _go(read: Callable[[str], _T], text: str) -> _T:
+    """A value read the Go way; its error, in Go's words, as a refusal."""
+    try:
+        return read(text)
+    except ValueError as exc:
+        raise LogConfigError(str(exc)) from None
 
 
 def _check_patterns(options: Mapping[str, str]) -> None:
