@@ -20,6 +20,7 @@ from pathlib import Path
 from essaim.api.app import EngineApplication
 from essaim.api.commit import CommitAPI
 from essaim.api.container_files import ContainerFilesAPI
+from essaim.api.container_logs import ContainerLogsAPI
 from essaim.api.container_ops import ContainerOpsAPI
 from essaim.api.container_stats import ContainerStatsAPI
 from essaim.api.container_update import ContainerUpdateAPI
@@ -34,6 +35,8 @@ from essaim.api.system import DaemonFacts, SystemAPI
 from essaim.api.volumes import VolumesAPI
 from essaim.engine.container_filesystem import ContainerFilesystem
 from essaim.engine.containers import ContainerService
+from essaim.engine.log_files import LogFiles
+from essaim.engine.log_rotation import LogRotator
 from essaim.engine.resource_settings import host_cpus
 from essaim.engine.system import backing_filesystem
 from essaim.engine.update import ContainerUpdater
@@ -230,6 +233,12 @@ class Daemon:
             )
             stack.push_async_callback(containers.close)
             await containers.load()
+            log_files = LogFiles(lambda cid: containers.files(cid).log)
+            rotator = LogRotator(
+                index=containers.index, files=containers.files, runtimes=runtimes, logs=log_files
+            )
+            rotator.start()
+            stack.push_async_callback(rotator.close)
             facts = DaemonFacts(
                 daemon_id=_daemon_id(config.data_root),
                 data_root=config.data_root,
@@ -243,6 +252,7 @@ class Daemon:
             SystemAPI(facts, containers, images, events).register(router)
             EventsAPI(events).register(router)
             ContainersAPI(containers).register(router)
+            ContainerLogsAPI(containers, log_files).register(router)
             files = ContainerFilesystem(
                 index=containers.index, storage=containers.storage,
                 snapshots=images.snapshots, events=containers.events,

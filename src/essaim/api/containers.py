@@ -1,10 +1,9 @@
 """Container endpoints: wire JSON <-> the container service. Create, inspect, list,
-start/stop/kill/restart, wait, attach (hijack), resize, logs, remove.
+start/stop/kill/restart, wait, attach (hijack), resize, remove (logs: container_logs).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from essaim.api.health_wire import (
     parse_healthcheck,
 )
 from essaim.api.identity_wire import identity_wire, parse_identity
+from essaim.api.log_config_wire import log_config_wire, log_path_wire, parse_log_config
 from essaim.api.mount_wire import (
     mount_point_wire,
     mount_spec_wire,
@@ -41,10 +41,8 @@ from essaim.api.responses import (
 )  # fmt: skip
 from essaim.api.router import Router
 from essaim.api.wire_fields import integer, string_map, strings
-from essaim.engine.attach import AttachOptions, frame, parse_detach_keys
+from essaim.engine.attach import AttachOptions, parse_detach_keys
 from essaim.engine.containers import ContainerService
-from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
-from essaim.engine.logs import LogReader
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
 from essaim.model.container import (
@@ -57,7 +55,7 @@ from essaim.model.container import (
     HostConfig,
     RestartPolicy,
 )  # fmt: skip
-from essaim.model.rfc3339 import format_rfc3339_nano, unix_seconds
+from essaim.model.rfc3339 import unix_seconds
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -144,6 +142,7 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
         publish_all_ports=bool(host.get("PublishAllPorts")),
         **parse_identity(host),
     )
+    host_config.log_type, host_config.log_options = parse_log_config(host.get("LogConfig"))
     return config, host_config
 
 
@@ -189,7 +188,7 @@ def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dic
         "HostConfig": {
             "Binds": host.binds or None,
             "ContainerIDFile": "",
-            "LogConfig": {"Type": LOG_DRIVER, "Config": {}},
+            "LogConfig": log_config_wire(host),
             "NetworkMode": host.network_mode,
             "PortBindings": port_bindings_wire(host.port_bindings),
             "RestartPolicy": {
@@ -299,7 +298,6 @@ class ContainersAPI:
         r.post("/containers/{id}/wait", self.wait)
         r.post("/containers/{id}/attach", self.attach)
         r.post("/containers/{id}/resize", self.resize)
-        r.get("/containers/{id}/logs", self.logs)
         r.delete("/containers/{id}", self.remove)
 
     async def create(self, req: Request) -> AnyResponse:
@@ -312,6 +310,7 @@ class ContainersAPI:
     async def inspect(self, req: Request) -> AnyResponse:
         container = self.containers.get(req.params["id"])
         wire = inspect_wire(container, self.containers.execs.ids_of(container.id))
+        wire["LogPath"] = log_path_wire(container, self.containers.files(container.id).log)
         if req.query.get_bool("size"):
             wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
         return json_response(wire)
@@ -399,46 +398,3 @@ class ContainersAPI:
             req.params["id"], force=req.query.get_bool("force"), volumes=req.query.get_bool("v")
         )
         return empty(204)
-
-    async def logs(self, req: Request) -> AnyResponse:
-        q = req.query
-        container = self.containers.get(req.params["id"])
-        stdout, stderr = q.get_bool("stdout"), q.get_bool("stderr")
-        if not (stdout or stderr):
-            raise InvalidParameter("Bad parameters: you must choose at least one stream")
-        tail_raw = q.get("tail") or "all"
-        try:
-            tail = None if tail_raw == "all" else max(0, int(tail_raw))
-        except ValueError:
-            tail = None
-        since = q.get_unix_nano("since") or 0
-        until = q.get_unix_nano("until")
-        timestamps = q.get_bool("timestamps")
-        tty = container.config.tty
-        cid = container.id
-        reader = LogReader(self.containers.files(cid).log)
-
-        def running() -> bool:
-            try:
-                current = self.containers.get(cid)
-            except Exception:
-                return False
-            return current.state.running
-
-        async def produce() -> AsyncIterator[bytes]:
-            async for entry in reader.entries(
-                tail=tail, since_nano=since, until_nano=until,
-                follow=q.get_bool("follow"), running=running,
-            ):  # fmt: skip
-                if entry.stream == "stdout" and not stdout:
-                    continue
-                if entry.stream == "stderr" and not stderr:
-                    continue
-                data = entry.data
-                if timestamps:
-                    data = format_rfc3339_nano(entry.time_nano).encode() + b" " + data
-                yield data if tty else frame(1 if entry.stream == "stdout" else 2, data)
-            await asyncio.sleep(0)
-
-        content = RAW_STREAM if tty else MULTIPLEXED
-        return StreamResponse(produce(), content)

@@ -15,6 +15,7 @@ from essaim.engine.run_spec import run_spec
 from essaim.engine.storage import ContainerStorage
 from essaim.errors import EssaimError
 from essaim.model.container import RUNNING, Container, ContainerState
+from essaim.model.log_config import NONE as LOG_NONE
 from essaim.model.rfc3339 import now_rfc3339
 from essaim.runtime.base import RuntimeError_, Started
 from essaim.runtime.host import HostFacts
@@ -82,6 +83,7 @@ class Starter:
             started = await runtime.create(
                 cid, files, tty=tty, stdin=stdin,
                 leave_stdin_open=not (container.config.stdin_once and not tty),
+                keep_log=container.host_config.log_type != LOG_NONE,
             )  # fmt: skip
         except EssaimError as exc:
             await self._failed(container, exc)

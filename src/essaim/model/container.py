@@ -102,6 +102,7 @@ class HostConfig(msgspec.Struct):
     uts_mode: str = ""
     cgroupns_mode: str = ""
     userns_mode: str = ""
+    log_options: dict[str, str] = {}  # `HostConfig.LogConfig.Config`, as given
 
 
 class ContainerState(msgspec.Struct):

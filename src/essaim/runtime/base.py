@@ -86,9 +86,17 @@ class OCIRuntime(Protocol):
         ...
 
     async def create(
-        self, cid: str, files: ContainerFiles, *, tty: bool, stdin: bool, leave_stdin_open: bool
+        self,
+        cid: str,
+        files: ContainerFiles,
+        *,
+        tty: bool,
+        stdin: bool,
+        leave_stdin_open: bool,
+        keep_log: bool = True,
     ) -> Started:
-        """The process exists, stopped before it execs the container's command."""
+        """The process exists, stopped before it execs the container's command; its
+        output goes to `files.log` unless `keep_log` is false."""
         ...
 
     async def start(self, cid: str) -> None:
@@ -121,6 +129,16 @@ class OCIRuntime(Protocol):
 
     def resize(self, files: ContainerFiles, height: int, width: int) -> None:
         """Resize the container's pty, if it has one and is still running."""
+        ...
+
+    def log_control(self, files: ContainerFiles) -> int | None:
+        """A handle to ask the running container's monitor to reopen its log (None when
+        it is not running); pass it to `reopen_log`."""
+        ...
+
+    def reopen_log(self, control: int) -> bool:
+        """Have the monitor write to a fresh `files.log` (whatever holds the old one's
+        name now keeps what was written before); consumes `control`."""
         ...
 
     def forget_sockets(self, cid: str) -> None:

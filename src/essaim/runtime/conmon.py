@@ -64,7 +64,14 @@ class ConmonRuntime:
         return out.decode()
 
     async def create(
-        self, cid: str, files: ContainerFiles, *, tty: bool, stdin: bool, leave_stdin_open: bool
+        self,
+        cid: str,
+        files: ContainerFiles,
+        *,
+        tty: bool,
+        stdin: bool,
+        leave_stdin_open: bool,
+        keep_log: bool = True,
     ) -> Started:
         """conmon -> `runtime create`: the process exists, stopped before exec."""
         files.exit_dir.mkdir(exist_ok=True)
@@ -84,7 +91,8 @@ class ConmonRuntime:
             "--conmon-pidfile", str(files.conmon_pid),
             "--exit-dir", str(files.exit_dir),
             "--socket-dir-path", str(self.socket_dir),
-            "--log-path", f"k8s-file:{files.log}",
+            # `none` (the log driver of that name): output only reaches attached clients.
+            "--log-path", f"k8s-file:{files.log}" if keep_log else "none",
             "--log-level", "error",
         ]  # fmt: skip
         if tty:
@@ -191,6 +199,24 @@ class ConmonRuntime:
             pass
         finally:
             os.close(fd)
+
+    def log_control(self, files: ContainerFiles) -> int | None:
+        """conmon's control fifo opened for writing; None when no conmon reads it."""
+        try:
+            return os.open(files.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+
+    def reopen_log(self, control: int) -> bool:
+        """Ask conmon (through `log_control`'s fd, closed here) to write its log to a new
+        file: it closes the one it has, creates `<log>.tmp` and renames it to `<log>`."""
+        try:
+            os.write(control, b"2 0 0\n")
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(control)
 
     def forget_sockets(self, cid: str) -> None:
         link = self.socket_dir / cid
