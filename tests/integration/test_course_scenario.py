@@ -119,6 +119,11 @@ def test_observing_a_container(daemon: EssaimDaemon, sdk: docker.DockerClient) -
     for action in ("create", "start", "kill", "die", "destroy"):
         assert action in actions
     assert actions.index("create") < actions.index("start") < actions.index("die")
+    died = ok(daemon, "events", "--since", since, "--until", str(int(time.time()) + 1),
+              "--filter", "type=container", "--filter", "event=die", "--filter", "image=busybox",
+              "--filter", f"container={name}",
+              "--format", "{{.Actor.Attributes.exitCode}}")  # fmt: skip
+    assert died.split() == ["137"]
 
 
 def test_copying_files_both_ways_never_escapes(
@@ -171,6 +176,14 @@ def test_lifecycle_commands(daemon: EssaimDaemon, sdk: docker.DockerClient, tmp_
     ok(daemon, "restart", "-t", "1", renamed)
     assert inspect(daemon, renamed)["State"] != started
     ok(daemon, "exec", renamed, "sh", "-c", "echo kept > /kept")
+    image = unique("snapshot")
+    ok(daemon, "commit", "-m", "with kept", "-a", "student", "-c", 'CMD ["cat", "/kept"]',
+       "-c", "ENV STAGE=committed", renamed, f"{image}:v1")  # fmt: skip
+    assert ok(daemon, "run", "--rm", f"{image}:v1") == "kept\n"
+    committed = sdk.images.get(f"{image}:v1").attrs
+    assert (committed["Comment"], committed["Author"]) == ("with kept", "student")
+    assert "STAGE=committed" in committed["Config"]["Env"]
+    ok(daemon, "rmi", f"{image}:v1")
     export = tmp_path / "fs.tar"
     ok(daemon, "export", "-o", str(export), renamed)
     with tarfile.open(export) as tar:
@@ -263,6 +276,37 @@ def test_storage_volumes_binds_and_tmpfs(
     ok(daemon, "volume", "rm", volume)
 
 
+def test_identity_and_security_flags(
+    daemon: EssaimDaemon, sdk: docker.DockerClient, tmp_path: Path
+) -> None:
+    (tmp_path / "app.env").write_text("GREETING=hello\n# a comment\nMODE=course\n")
+    (tmp_path / "app.labels").write_text("owner=student\n")
+    name = unique("who")
+    ok(daemon, "run", "-d", "--name", name, "--hostname", "box", "--add-host", "db:10.1.2.3",
+       "--env-file", str(tmp_path / "app.env"), "--label-file", str(tmp_path / "app.labels"),
+       "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--group-add", "wheel",
+       "--device", "/dev/zero:/dev/myzero", "--security-opt", "no-new-privileges",
+       "busybox", "sleep", "600")  # fmt: skip
+    assert ok(daemon, "exec", name, "hostname") == "box\n"
+    assert "10.1.2.3\tdb" in ok(daemon, "exec", name, "cat", "/etc/hosts")
+    env = ok(daemon, "exec", name, "env").splitlines()
+    assert "GREETING=hello" in env and "MODE=course" in env
+    assert name in ok(daemon, "ps", "--filter", "label=owner=student", "--format", "{{.Names}}")
+    status = dict(
+        line.split(":\t", 1)
+        for line in ok(daemon, "exec", name, "cat", "/proc/1/status").splitlines()
+        if ":\t" in line
+    )
+    assert int(status["CapEff"], 16) == 1 << 12  # CAP_NET_ADMIN alone
+    assert status["NoNewPrivs"].strip() == "1"
+    assert "10" in ok(daemon, "exec", name, "id", "-G").split()  # wheel
+    assert ok(daemon, "exec", name, "sh", "-c", "head -c 4 /dev/myzero | wc -c").strip() == "4"
+    devices = sdk.containers.get(name).attrs["HostConfig"]["Devices"]
+    assert devices == [{"PathOnHost": "/dev/zero", "PathInContainer": "/dev/myzero",
+                        "CgroupPermissions": "rwm"}]  # fmt: skip
+    ok(daemon, "rm", "-f", name)
+
+
 def test_health_checks_show_in_ps_and_inspect(daemon: EssaimDaemon) -> None:
     name = unique("healthy")
     ok(daemon, "run", "-d", "--name", name, "--health-cmd", "test -e /tmp/up",
@@ -282,6 +326,39 @@ def test_health_checks_show_in_ps_and_inspect(daemon: EssaimDaemon) -> None:
     ok(daemon, "rm", "-f", name)
 
 
+def test_logging_rotates_and_the_none_driver_keeps_nothing(
+    daemon: EssaimDaemon, sdk: docker.DockerClient
+) -> None:
+    name = unique("chatty")
+    # 3000 lines of 100 bytes, paced so the rotation check keeps up.
+    script = ("i=0; while [ $i -lt 3000 ]; do printf 'line %05d %s\\n' $i "
+              "..........................................................................; "
+              "i=$((i+1)); [ $((i % 50)) -eq 0 ] && sleep 0.05; done")  # fmt: skip
+    ok(daemon, "run", "-d", "--name", name, "--log-opt", "max-size=100k", "--log-opt",
+       "max-file=5", "--log-opt", "labels=tier", "--label", "tier=back", "busybox", "sh", "-c",
+       script)  # fmt: skip
+    assert daemon.docker("wait", name, timeout=120).returncode == 0
+    cid = inspect(daemon, name)["Id"]
+    container_dir = daemon.data_root / "containers" / str(cid)
+    files = sorted(p.name for p in container_dir.glob("container.log*"))
+    assert "container.log.1" in files and len(files) <= 5
+    lines = ok(daemon, "logs", name).splitlines()
+    assert lines[-1].startswith("line 02999") and len(lines) > 1000
+    numbers = [int(line.split()[1]) for line in lines]
+    assert numbers == list(range(numbers[0], 3000))  # the oldest gone, nothing else
+    assert ok(daemon, "logs", "--tail", "2", name).splitlines() == lines[-2:]
+    assert ok(daemon, "logs", "--details", "--tail", "1", name).startswith("tier=back line 02999")
+    ok(daemon, "rm", name)
+    quiet = unique("quiet")
+    attached = ok(daemon, "run", "--name", quiet, "--log-driver", "none", "busybox", "echo", "hi")
+    assert attached == "hi\n"
+    refused = daemon.docker("logs", quiet)
+    assert "configured logging driver does not support reading" in refused.stderr
+    log_config = sdk.containers.get(quiet).attrs["HostConfig"]["LogConfig"]
+    assert log_config == {"Type": "none", "Config": {}}
+    ok(daemon, "rm", quiet)
+
+
 def test_housekeeping_prune_filters_and_sizes(daemon: EssaimDaemon) -> None:
     label = unique("sweep")
     for _ in range(2):
@@ -292,6 +369,16 @@ def test_housekeeping_prune_filters_and_sizes(daemon: EssaimDaemon) -> None:
     sized = ok(daemon, "ps", "-a", "-s", "--filter", f"label=batch={label}",
                "--format", "{{.Size}}").splitlines()  # fmt: skip
     assert len(sized) == 2 and all("virtual" in row for row in sized)
+    fields = "|".join(("{{.ID}}", "{{.Image}}", "{{.Command}}", "{{.Status}}", "{{.Names}}",
+                       '{{.Label "batch"}}', "{{.Networks}}"))  # fmt: skip
+    rows = ok(daemon, "ps", "-a", "--no-trunc", "--filter", f"label=batch={label}",
+              "--filter", "network=bridge", "--format", fields).splitlines()  # fmt: skip
+    assert len(rows) == 2
+    for row in rows:
+        cid, image, command, status, _names, batch, networks = row.split("|")
+        assert cid in exited or cid[:12] in exited
+        assert (image, command, batch, networks) == ("busybox", '"true"', label, "bridge")
+        assert status.startswith("Exited (0)")
     pruned = ok(daemon, "container", "prune", "-f", "--filter", f"label=batch={label}")
     assert all(cid in pruned for cid in exited)
     assert ok(daemon, "ps", "-aq", "--filter", f"label=batch={label}") == ""
