@@ -59,6 +59,19 @@ def test_health_follows_the_probe_results(daemon: EssaimDaemon) -> None:
     ).stdout.splitlines()  # fmt: skip
     assert "health_status: healthy" in events
     assert events[-1] == "health_status: unhealthy"
+    probes = daemon.docker(
+        "events", "--since", since, "--until", str(time.time()),
+        "--filter", f"container={name}", "--filter", "event=exec_create",
+        "--filter", "event=exec_start", "--filter", "event=exec_die",
+        "--format", "{{.Action}} {{.Actor.Attributes.execID}}",
+    ).stdout.splitlines()  # fmt: skip
+    # Each probe is an exec to dockerd: created, started and ended, under one id.
+    first = probes[0].split()[-1]
+    assert probes[:3] == [
+        f"exec_create: /bin/sh -c test -e /tmp/ok && echo fine {first}",
+        f"exec_start: /bin/sh -c test -e /tmp/ok && echo fine {first}",
+        f"exec_die {first}",
+    ]
     inspect = json.loads(daemon.docker("inspect", name).stdout)[0]
     assert inspect["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "test -e /tmp/ok && echo fine"]
     assert inspect["Config"]["Healthcheck"]["Interval"] == 200_000_000

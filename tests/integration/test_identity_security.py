@@ -198,6 +198,16 @@ def test_extra_hosts_follow_the_defaults_in_etc_hosts(
     assert "PING db2 (10.0.0.6)" in ping.stdout
 
 
+def test_inspect_names_the_files_bound_at_etc(daemon: EssaimDaemon, sleeper: list[str]) -> None:
+    paths = "{{.ResolvConfPath}}|{{.HostnamePath}}|{{.HostsPath}}"
+    cid = start(daemon, sleeper, "--hostname", "named", "--add-host", "db:10.0.0.9")
+    resolv, hostname, hosts = inspect_field(daemon, cid, paths).split("|")
+    assert Path(hostname).read_text() == "named\n"
+    assert "10.0.0.9\tdb" in Path(hosts).read_text()
+    assert Path(resolv).read_text() == ok(daemon.docker("exec", cid, "cat", "/etc/resolv.conf"))
+    assert {Path(p).parent.name for p in (resolv, hostname, hosts)} == {cid}
+
+
 def test_host_gateway_cannot_be_derived_without_a_bridge(daemon: EssaimDaemon) -> None:
     done = run(daemon, "--add-host", "gw:host-gateway", "busybox", "true")
     assert done.returncode == 125

@@ -326,3 +326,9 @@ def test_details_prefix_each_line_with_its_attributes(daemon: EssaimDaemon) -> N
     wait_exit(d, plain)
     assert d.docker("logs", "--details", plain).stdout == " bare\n"  # no attributes
     d.docker("rm", "-f", cid, plain)
+
+
+def test_info_lists_the_drivers_that_can_be_chosen(daemon: EssaimDaemon) -> None:
+    shown = daemon.docker("info", "-f", "{{.LoggingDriver}} {{json .Plugins.Log}}")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == 'json-file ["json-file","local"]'

@@ -5,8 +5,10 @@ start/stop/kill/restart, wait, attach (hijack), resize, remove (logs: container_
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from essaim.api.container_list import ContainerSelection, image_family_of
@@ -43,6 +45,7 @@ from essaim.api.router import Router
 from essaim.api.wire_fields import integer, string_map, strings
 from essaim.engine.attach import AttachOptions, parse_detach_keys
 from essaim.engine.containers import ContainerService
+from essaim.engine.hostfiles import host_file_mounts
 from essaim.engine.status import status_text
 from essaim.errors import InvalidParameter
 from essaim.model.container import (
@@ -148,6 +151,19 @@ def parse_create(body: Any) -> tuple[ContainerConfig, HostConfig]:
 
 def _ports_map(container: Container) -> dict[str, None]:
     return {port: None for port in container.config.exposed_ports}
+
+
+# Inspect's names for the files of `host_file_mounts`, in its order.
+HOST_FILE_KEYS = ("ResolvConfPath", "HostnamePath", "HostsPath")
+
+
+def _host_file_paths(container_dir: Path) -> dict[str, str]:
+    """The files bind-mounted at /etc, once written (at create, rewritten at each start)."""
+    mounts = host_file_mounts(container_dir)
+    return {
+        key: source if os.path.exists(source) else ""
+        for key, (source, _) in zip(HOST_FILE_KEYS, mounts, strict=True)
+    }
 
 
 def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dict[str, Any]:
@@ -310,7 +326,9 @@ class ContainersAPI:
     async def inspect(self, req: Request) -> AnyResponse:
         container = self.containers.get(req.params["id"])
         wire = inspect_wire(container, self.containers.execs.ids_of(container.id))
-        wire["LogPath"] = log_path_wire(container, self.containers.files(container.id).log)
+        files = self.containers.files(container.id)
+        wire["LogPath"] = log_path_wire(container, files.log)
+        wire.update(_host_file_paths(files.bundle))
         if req.query.get_bool("size"):
             wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
         return json_response(wire)

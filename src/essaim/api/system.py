@@ -15,10 +15,10 @@ from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, Response, json_response
 from essaim.api.router import Router
 from essaim.engine.containers import ContainerService
-from essaim.engine.logs import DRIVER_NAME as LOG_DRIVER
 from essaim.engine.system import go_arch, host_info, kernel_features, tool_version
 from essaim.image.service import ImageService
 from essaim.model.container import PAUSED, RUNNING
+from essaim.model.log_config import DEFAULT_DRIVER, DRIVERS
 from essaim.runtime.init_binary import find_init_binary, init_version
 from essaim.store.events import EventBus
 
@@ -117,7 +117,7 @@ class SystemAPI:
                 # The network drivers there are: no bridge yet (default gets its own
                 # namespace with loopback only).
                 "Plugins": {"Volume": ["local"], "Network": ["host", "null"],
-                            "Authorization": None, "Log": [LOG_DRIVER]},
+                            "Authorization": None, "Log": list(DRIVERS)},
                 "MemoryLimit": kernel.memory_limit,
                 "SwapLimit": kernel.swap_limit,
                 "CpuCfsPeriod": kernel.cpu_cfs,
@@ -130,7 +130,7 @@ class SystemAPI:
                 "NFd": _count_fds(),
                 "NGoroutines": len(asyncio.all_tasks()),
                 "SystemTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-                "LoggingDriver": LOG_DRIVER,
+                "LoggingDriver": DEFAULT_DRIVER,
                 "CgroupDriver": "cgroupfs",
                 "CgroupVersion": host.cgroup_version,
                 "NEventsListener": self.events.listeners(),

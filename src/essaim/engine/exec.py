@@ -182,6 +182,10 @@ class ExecService:
         (stdout and stderr together, at most 4 KiB); -1 when it runs past `limit` seconds."""
         config = ExecConfig(cmd=argv, attach_stdout=True, attach_stderr=True)
         instance = ExecInstance(id=new_id(), container_id=cid, config=config, started=True)
+        # A probe is an exec to dockerd too: exec_create, then exec_start and exec_die.
+        self.events.publish(
+            self.index.get(cid), f"exec_create: {' '.join(argv)}", execID=instance.id
+        )
         handle = await self._launch(instance, attach=True)
         assert handle.attach is not None
         output = bytearray()

@@ -19,7 +19,6 @@ from typing import BinaryIO
 from essaim.engine.log_files import LogFileSet, OpenedLogs
 from essaim.model.rfc3339 import rfc3339_nano
 
-DRIVER_NAME = "json-file"
 FOLLOW_POLL = 0.05
 READ_CHUNK = 1024 * 1024
 TAIL_BLOCK = 64 * 1024
