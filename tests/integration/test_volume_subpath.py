@@ -280,3 +280,41 @@ def test_subpath_mounts_left_by_a_crash_go_at_start_up(own_daemon: EssaimDaemon)
         assert (kept / "data").read_text() == "still here"
     finally:
         subprocess.run(["umount", "-l", str(leftover)], capture_output=True)
+
+
+def test_cp_of_a_stopped_container_sees_the_subpath_only(daemon: EssaimDaemon) -> None:
+    created = daemon.docker("create", "--mount", _mount("sub/dir"), "busybox", "true")
+    assert created.returncode == 0, created.stderr
+    cid = created.stdout.strip()
+    try:
+        out = daemon.docker("cp", f"{cid}:/d/hello.txt", str(daemon.root / "copied.txt"))
+        assert out.returncode == 0, out.stderr
+        assert (daemon.root / "copied.txt").read_text() == "world\n"
+        listed = daemon.docker("cp", f"{cid}:/d/bar.txt", "-")
+        assert listed.returncode != 0  # the volume's root is not what /d shows
+        source = daemon.root / "into.txt"
+        source.write_text("in\n")
+        into = daemon.docker("cp", str(source), f"{cid}:/d/into.txt")
+        assert into.returncode == 0, into.stderr
+        assert (_data(daemon) / "sub" / "dir" / "into.txt").read_text() == "in\n"
+        assert _released(daemon, cid)
+    finally:
+        daemon.docker("rm", cid)
+
+
+def test_cp_of_a_stopped_container_refuses_an_escaping_subpath(
+    daemon: EssaimDaemon, outside: Path
+) -> None:
+    created = daemon.docker("create", "--mount", _mount("hack/out"), "busybox", "true")
+    assert created.returncode == 0, created.stderr
+    cid = created.stdout.strip()
+    try:
+        source = daemon.root / "escape.txt"
+        source.write_text("no\n")
+        into = daemon.docker("cp", str(source), f"{cid}:/d/escape.txt")
+        assert into.returncode != 0
+        assert "path concatenation escapes the base directory" in into.stderr
+        assert list(outside.iterdir()) == []
+        assert _released(daemon, cid)
+    finally:
+        daemon.docker("rm", cid)
