@@ -230,6 +230,7 @@ class Daemon:
                 runtimes=runtimes,
                 cgroup_parent=config.cgroup_parent,
                 volumes=volumes,
+                exec_root=config.exec_root,
             )
             stack.push_async_callback(containers.close)
             await containers.load()

@@ -7,6 +7,7 @@ A running container needs none of this: its own root (/proc/<pid>/root) has them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +35,21 @@ class Located:
     path: str
 
 
-def stopped_mounts(container: Container, container_dir: Path) -> list[MountedSource]:
+def stopped_mounts(
+    container: Container, container_dir: Path, subpaths: Mapping[str, str] | None = None
+) -> list[MountedSource]:
     """What a stopped container has mounted when it runs, as far as it is on disk: its
     volumes and binds, and the hosts, hostname and resolv.conf files the daemon wrote
-    (unless a mount covers them). A tmpfs holds nothing while the container is stopped."""
+    (unless a mount covers them). A tmpfs holds nothing while the container is stopped.
+    `subpaths` are its volume subpaths as mounted now, by destination (one not mounted
+    is left out rather than shown as the whole volume)."""
+    subpaths = subpaths or {}
     mounts = [
-        MountedSource(tuple(clean_parts(p.destination)), p.source)
+        MountedSource(
+            tuple(clean_parts(p.destination)), subpaths[p.destination] if p.subpath else p.source
+        )
         for p in container.mount_points
-        if p.type in (VOLUME, BIND) and p.source
+        if p.type in (VOLUME, BIND) and p.source and (not p.subpath or p.destination in subpaths)
     ]
     covered = {m.destination for m in mounts}
     for source, destination in host_file_mounts(container_dir):

@@ -80,8 +80,9 @@ class ContainerFilesystem:
         await stack.enter_async_context(self.index.lock(cid))
         container = self.index.get(cid)
         if container.state.status not in (RUNNING, PAUSED):
-            await self.storage.mount_rootfs(container)
+            # Undone even when it fails half-way (a volume subpath that is missing).
             stack.push_async_callback(self.storage.unmount_rootfs, cid)
+            await self.storage.mount_rootfs(container)
         root_fd = await self._blocking(open_root, self._rootfs(cid))
         stack.callback(os.close, root_fd)
         return container, root_fd
@@ -104,7 +105,9 @@ class ContainerFilesystem:
         container_dir = self.storage.root / container.id
 
         def find() -> Located:
-            mounts = stopped_mounts(container, container_dir)
+            mounts = stopped_mounts(
+                container, container_dir, self.storage.mounts.sources(container.id)
+            )
             return locate(mounts, abs_path, {m.source: os.path.isdir(m.source) for m in mounts})
 
         located = await self._blocking(find)

@@ -73,9 +73,10 @@ class ContainerService:
         runtimes: Runtimes,
         cgroup_parent: str,
         volumes: VolumeService,
+        exec_root: Path,
     ) -> None:
         self.images = images
-        self.mounts = ContainerMounts(volumes)
+        self.mounts = ContainerMounts(volumes, exec_root / "subpaths")
         self.runtimes = runtimes
         self.index = ContainerIndex(store)
         self.events = ContainerEvents(events)

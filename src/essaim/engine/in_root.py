@@ -1,5 +1,6 @@
 """Opening paths inside a container's root with openat2(RESOLVE_IN_ROOT): the kernel
 keeps every `..` and symlink (absolute or not) inside the root, even while it changes.
+`open_beneath` asks for RESOLVE_BENEATH instead: what would leave the base is refused.
 
 Everything here blocks; callers run it in an executor thread.
 """
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 
 _SYS_OPENAT2 = 437  # the same number on every architecture
 _RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
 _RESOLVE_IN_ROOT = 0x10
 # openat2 gives EAGAIN when a rename elsewhere raced the lookup: it asks to be tried again.
 _RETRIES = 64
@@ -35,18 +38,32 @@ def open_root(path: str) -> int:
     return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
-def open_in_root(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) -> int:
-    """openat2 of `parts` (components from the root) with the root as `/`."""
-    relative = os.fsencode("/".join(parts) or ".")
-    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+def _openat2(dir_fd: int, relative: str, how: _OpenHow, shown: str) -> int:
+    path = os.fsencode(relative)
     for _ in range(_RETRIES):
-        fd = _libc.syscall(_SYS_OPENAT2, root_fd, relative, ctypes.byref(how), ctypes.sizeof(how))
+        fd = _libc.syscall(_SYS_OPENAT2, dir_fd, path, ctypes.byref(how), ctypes.sizeof(how))
         if fd >= 0:
             return int(fd)
         code = ctypes.get_errno()
         if code not in (errno.EAGAIN, errno.EINTR):
-            raise OSError(code, os.strerror(code), "/" + "/".join(parts))
-    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), "/" + "/".join(parts))
+            raise OSError(code, os.strerror(code), shown)
+    raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN), shown)
+
+
+def open_in_root(root_fd: int, parts: Sequence[str], flags: int, mode: int = 0) -> int:
+    """openat2 of `parts` (components from the root) with the root as `/`."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    return _openat2(root_fd, "/".join(parts) or ".", how, "/" + "/".join(parts))
+
+
+def open_beneath(base_fd: int, relative: str, flags: int, *, symlinks: bool = True) -> int:
+    """openat2 of `relative` under the directory `base_fd` with RESOLVE_BENEATH: a `..`
+    or an absolute symlink that would leave the base fails with EXDEV; with `symlinks`
+    False any symlink on the way fails with ELOOP."""
+    resolve = _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS
+    if not symlinks:
+        resolve |= _RESOLVE_NO_SYMLINKS
+    return _openat2(base_fd, relative or ".", _OpenHow(flags | os.O_CLOEXEC, 0, resolve), relative)
 
 
 def open_dir(root_fd: int, parts: Sequence[str]) -> int:

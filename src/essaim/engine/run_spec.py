@@ -4,7 +4,7 @@ builder, with the network namespace its `--network` mode asks for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from essaim.engine.hostfiles import host_file_mounts
@@ -26,9 +26,11 @@ def run_spec(
     containers_root: Path,
     cgroup_parent: str,
     lookup: Callable[[str], Container],
+    mount_sources: Mapping[str, str] | None = None,
 ) -> RunSpec:
     """`containers_root` holds each container's directory (for the host files it
-    bind-mounts); `lookup` finds the container a `container:<x>` network mode names."""
+    bind-mounts); `lookup` finds the container a `container:<x>` network mode names;
+    `mount_sources` are where its volume subpaths are mounted for this run."""
     config, host = container.config, container.host_config
     files_dir = containers_root / container.id
     network = parse_network_mode(host.network_mode)
@@ -42,7 +44,7 @@ def run_spec(
         namespace = f"/proc/{other.state.pid}/ns/net"
         files_dir = containers_root / other.id  # its names and resolvers too
     # The user's binds, volumes and tmpfs; a host file they cover is left out.
-    user_mounts = oci_mounts(container.mount_points, host.tmpfs)
+    user_mounts = oci_mounts(container.mount_points, host.tmpfs, mount_sources)
     covered = mounted_destinations(container.mount_points, host.tmpfs)
     mounts = [
         bind_mount(src, dest) for src, dest in host_file_mounts(files_dir) if dest not in covered

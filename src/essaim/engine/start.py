@@ -78,6 +78,7 @@ class Starter:
             spec = run_spec(
                 container, rootfs, containers_root=self.storage.root,
                 cgroup_parent=self.cgroup_parent, lookup=self.index.get,
+                mount_sources=self.storage.mounts.sources(cid),
             )  # fmt: skip
             files.config.write_text(json.dumps(build_oci_config(spec, self.host)))
             started = await runtime.create(

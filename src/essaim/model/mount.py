@@ -70,3 +70,5 @@ class MountPoint(msgspec.Struct, kw_only=True):
     make_source: bool = False
     non_recursive: bool = False
     tmpfs_data: str = ""  # tmpfs mount options ("size=10m,mode=1777")
+    # The part of the volume mounted (`volume-subpath=`), relative to its mountpoint.
+    subpath: str = ""

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from essaim.errors import Conflict, NotFound, SystemError_
+from essaim.errors import Conflict, EssaimError, NotFound, SystemError_
 from essaim.model.container import Container
 from essaim.model.mount import BIND, VOLUME, MountPoint
 from essaim.volume.copy_up import copy_if_empty, resolve_in_root
 from essaim.volume.plan import plan_mounts
 from essaim.volume.service import VolumeService
+from essaim.volume.subpath import mount_subpath, populate_error, unmount_all
+
+log = logging.getLogger(__name__)
 
 
 def _make_source(path: str) -> None:
@@ -33,19 +37,48 @@ def _volume_names(container: Container) -> list[str]:
     return [p.name for p in container.mount_points if p.type == VOLUME]
 
 
+def _holders(directory: Path) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(directory)]
+    except FileNotFoundError:
+        return []
+
+
 class ContainerMounts:
-    def __init__(self, volumes: VolumeService) -> None:
+    def __init__(self, volumes: VolumeService, subpaths: Path) -> None:
         self.volumes = volumes
+        # Volume subpaths mounted for a holder (a run, a seeding) as <subpaths>/<holder>/<n>.
+        self.subpaths = subpaths
+        # Each run's subpath mounts by destination: what runc mounts them from.
+        self._sources: dict[str, dict[str, str]] = {}
 
     def adopt(self, containers: list[Container]) -> None:
         """At start-up: every container references its volumes again; running ones
-        still hold their mounts."""
+        still hold their mounts. Subpath mounts left by anything else (a crash during a
+        start or a seeding) go; there are none at all but after a crash."""
         for container in containers:
             names = _volume_names(container)
             for name in names:
                 self.volumes.reference(name, container.id)
             if container.state.running:
                 self.volumes.adopt_mounted(container.id, names)
+        running = {c.id for c in containers if c.state.running}
+        for holder in _holders(self.subpaths):
+            if holder not in running:
+                try:
+                    unmount_all(self.subpaths / holder)
+                except OSError:
+                    log.exception("subpath mounts of %s: unmount failed", holder[:12])
+
+    def sources(self, cid: str) -> dict[str, str]:
+        """The container's subpath mounts of this run, by destination."""
+        return dict(self._sources.get(cid, {}))
+
+    async def _mount_subpath(self, holder: str, index: int, point: MountPoint) -> str:
+        target = self.subpaths / holder / str(index)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, mount_subpath, point.source, point.subpath, target)
+        return str(target)
 
     async def create(
         self, container: Container, image_volumes: list[str], lookup: Callable[[str], Container]
@@ -89,7 +122,7 @@ class ContainerMounts:
         (not for `nocopy` ones, nor those taken with `--volumes-from`)."""
         loop = asyncio.get_running_loop()
         holder = f"seed-{container.id}"
-        for point in container.mount_points:
+        for index, point in enumerate(container.mount_points):
             if point.type != VOLUME or not point.copy_data:
                 continue
             source = await loop.run_in_executor(None, resolve_in_root, rootfs, point.destination)
@@ -97,29 +130,60 @@ class ContainerMounts:
                 continue
             await self.volumes.mount(holder, [point.name])
             try:
-                await loop.run_in_executor(None, copy_if_empty, source, Path(point.source))
+                target = Path(point.source)
+                if point.subpath:
+                    # As dockerd: the subpath is seeded, and one that is not there is not.
+                    try:
+                        target = Path(await self._mount_subpath(holder, index, point))
+                    except NotFound:
+                        continue
+                    except EssaimError as exc:
+                        raise populate_error(exc) from None
+                if await loop.run_in_executor(None, target.is_dir):
+                    await loop.run_in_executor(None, copy_if_empty, source, target)
             finally:
+                await loop.run_in_executor(None, unmount_all, self.subpaths / holder)
                 await self.volumes.unmount(holder)
 
     async def attach(self, container: Container) -> None:
-        """Before each start: `-v` bind sources made, volumes with options mounted, and
-        a volume `mount` event for each, with dockerd's attributes."""
+        """Before each start: `-v` bind sources made, volumes with options mounted, their
+        subpaths resolved and mounted (`sources`), and a volume `mount` event for each,
+        with dockerd's attributes."""
         loop = asyncio.get_running_loop()
+        cid = container.id
         for point in container.mount_points:
             if point.type == BIND and point.make_source:
                 await loop.run_in_executor(None, _make_source, point.source)
-        await self.volumes.mount(container.id, _volume_names(container))
-        for point in container.mount_points:
-            if point.type == VOLUME:
+        await self.volumes.mount(cid, _volume_names(container))
+        await self._unmount_subpaths(cid)  # what a run cut short by a crash left
+        sources = self._sources[cid] = {}
+        try:
+            for index, point in enumerate(container.mount_points):
+                if point.type != VOLUME:
+                    continue
+                if point.subpath:
+                    sources[point.destination] = await self._mount_subpath(cid, index, point)
                 self.volumes.events.publish("volume", "mount", point.name, {
-                    "container": container.id, "destination": point.destination,
+                    "container": cid, "destination": point.destination,
                     "driver": point.driver, "propagation": point.propagation,
                     "read/write": "true" if point.rw else "false",
                 })  # fmt: skip
+        except BaseException:
+            await self._unmount_subpaths(cid)
+            raise
+
+    async def _unmount_subpaths(self, cid: str) -> None:
+        self._sources.pop(cid, None)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, unmount_all, self.subpaths / cid)
+        except OSError:
+            log.exception("container %s: unmounting its volume subpaths failed", cid[:12])
 
     async def detach(self, cid: str) -> None:
-        """After a run (or a failed start): its volume mounts dropped, each with a volume
-        `unmount` event."""
+        """After a run (or a failed start): its subpath mounts undone, its volume mounts
+        dropped, each with a volume `unmount` event."""
+        await self._unmount_subpaths(cid)
         for name in await self.volumes.unmount(cid):
             with contextlib.suppress(NotFound):
                 driver = self.volumes.get(name).driver

@@ -18,6 +18,7 @@ from essaim.model.mount import (
     MountPoint,
     MountSpec,
 )  # fmt: skip
+from essaim.volume.subpath import is_local
 from essaim.volume.tmpfs import convert_options, validate_destination
 
 
@@ -51,10 +52,13 @@ def validate_mount(spec: MountSpec, *, source_exists: Callable[[str], bool] | No
     elif spec.type == VOLUME:
         if spec.bind_options is not None:
             raise _config_error(spec, "field BindOptions must not be specified")
+        subpath = spec.volume_options.subpath if spec.volume_options is not None else ""
+        if subpath and not spec.source:
+            raise _config_error(spec, "must not set Subpath when using anonymous volumes")
+        if subpath and not is_local(subpath):
+            raise _config_error(spec, "subpath must be a relative path within the volume")
         if not spec.source and spec.read_only:
             raise _config_error(spec, "must not set ReadOnly mode when using anonymous volumes")
-        if spec.volume_options is not None and spec.volume_options.subpath:
-            raise _config_error(spec, "volume subpaths are not supported by this engine yet")
     elif spec.type == TMPFS:
         if spec.bind_options is not None:
             raise _config_error(spec, "field BindOptions must not be specified")
@@ -81,6 +85,7 @@ def mount_point(spec: MountSpec) -> MountPoint:
         point.copy_data = not (options is not None and options.no_copy)
         if options is not None and options.driver_config is not None:
             point.driver = options.driver_config.name
+        point.subpath = options.subpath if options is not None else ""
     elif spec.type == BIND:
         point.source = posixpath.normpath(spec.source)
         bind = spec.bind_options

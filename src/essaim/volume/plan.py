@@ -68,7 +68,7 @@ def plan_mounts(
                 name=theirs.name, driver=theirs.driver, rw=theirs.rw and read_write(mode),
                 propagation=theirs.propagation, anonymous=theirs.anonymous,
                 make_source=theirs.type == BIND, non_recursive=theirs.non_recursive,
-                tmpfs_data=theirs.tmpfs_data,
+                tmpfs_data=theirs.tmpfs_data, subpath=theirs.subpath,
             )  # fmt: skip
             planned[point.destination] = PlannedMount(point)
     explicit: set[str] = set()
