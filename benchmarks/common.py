@@ -1,22 +1,44 @@
-"""What the benchmarks share: interleaved timing, a quiet daemon between samples, the
-busybox rootfs and essaim's own OCI config for raw runc runs, and the report lines.
+"""What the benchmarks share: a private essaimd, interleaved timing, a quiet daemon
+between samples, the busybox rootfs and essaim's own OCI config for raw runc runs, and
+the report lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.integration.daemon import EssaimDaemon
+
+
+@contextlib.contextmanager
+def benchmark_daemon() -> Iterator[tuple[Path, EssaimDaemon]]:
+    """A private essaimd seeded with busybox and started, in a scratch root (yielded with
+    it) that goes afterwards. It logs at info, the level essaimd runs at by default: a
+    debug log would be measured too."""
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    root = Path(tempfile.mkdtemp(prefix="es-bench-", dir="/tmp"))
+    daemon = EssaimDaemon(root / "essaim", log_level="info")
+    try:
+        daemon.seed_busybox()
+        daemon.start()
+        yield root, daemon
+    finally:
+        daemon.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def timed(

@@ -10,18 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import busybox_rootfs, essaim_config, installed_peers, report, run, settle, timed
-from tests.integration.daemon import EssaimDaemon
+from common import (
+    benchmark_daemon,
+    busybox_rootfs,
+    essaim_config,
+    installed_peers,
+    report,
+    run,
+    settle,
+    timed,
+)
 
 RUNC = "raw runc exec"
 ESSAIM = "essaim: docker exec"
@@ -45,39 +51,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", "--runs", type=int, default=30)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root")
-    root = Path(tempfile.mkdtemp(prefix="es-bench-", dir="/tmp"))
-    daemon = EssaimDaemon(root / "essaim", log_level="info")
     runc_root = cid = ""
-    try:
-        daemon.seed_busybox()
-        daemon.start()
-        bundle = root / "bundle"
-        bundle.mkdir()
-        busybox_rootfs(daemon, bundle / "rootfs")
-        runc_root, cid = raw_runc_container(bundle, daemon.cgroup_parent)
-        env = daemon.env()
-        run(["docker", "run", "-d", "--name", "bench", "busybox", "sleep", "100000"], env)
-        commands: dict[str, Callable[[], None]] = {
-            RUNC: lambda: run(["runc", "--root", runc_root, "exec", cid, "true"]),
-            ESSAIM: lambda: run(["docker", "exec", "bench", "true"], env),
-        }
-        for peer, argv in installed_peers():
-            name = f"essaim-bench-{os.getpid()}"
-            run([*argv, "run", "-d", "--pull=never", "--name", name, "busybox", "sleep", "1h"])
-            commands[f"{peer}: exec"] = lambda a=argv, n=name: run([*a, "exec", n, "true"])  # type: ignore[misc]
-        samples = timed(commands, args.runs, settle=lambda: settle(daemon))
-        base = statistics.median(samples[RUNC])
-        for name, taken in samples.items():
-            report(name, taken, None if name == RUNC else base)
-        essaim = statistics.median(samples[ESSAIM])
-        print(f"essaim / raw runc exec = {essaim / base:.2f} (target <= 3.00)")
-    finally:
-        if cid:
-            subprocess.run(["runc", "--root", runc_root, "delete", "--force", cid], check=False)
-        daemon.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with benchmark_daemon() as (root, daemon):
+        try:
+            bundle = root / "bundle"
+            bundle.mkdir()
+            busybox_rootfs(daemon, bundle / "rootfs")
+            runc_root, cid = raw_runc_container(bundle, daemon.cgroup_parent)
+            env = daemon.env()
+            run(["docker", "run", "-d", "--name", "bench", "busybox", "sleep", "100000"], env)
+            commands: dict[str, Callable[[], None]] = {
+                RUNC: lambda: run(["runc", "--root", runc_root, "exec", cid, "true"]),
+                ESSAIM: lambda: run(["docker", "exec", "bench", "true"], env),
+            }
+            for peer, argv in installed_peers():
+                name = f"essaim-bench-{os.getpid()}"
+                run([*argv, "run", "-d", "--pull=never", "--name", name, "busybox", "sleep", "1h"])
+                commands[f"{peer}: exec"] = lambda a=argv, n=name: run([*a, "exec", n, "true"])  # type: ignore[misc]
+            samples = timed(commands, args.runs, settle=lambda: settle(daemon))
+            base = statistics.median(samples[RUNC])
+            for name, taken in samples.items():
+                report(name, taken, None if name == RUNC else base)
+            essaim = statistics.median(samples[ESSAIM])
+            print(f"essaim / raw runc exec = {essaim / base:.2f} (target <= 3.00)")
+        finally:
+            if cid:
+                subprocess.run(["runc", "--root", runc_root, "delete", "--force", cid], check=False)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import busybox_rootfs, essaim_config, installed_peers, report, run, settle, timed
-from tests.integration.daemon import EssaimDaemon
+from common import (
+    benchmark_daemon,
+    busybox_rootfs,
+    essaim_config,
+    installed_peers,
+    report,
+    run,
+    settle,
+    timed,
+)
 
 
 def raw_runc(bundle: Path, cgroup_parent: str, config: dict[str, Any]) -> Callable[[], None]:
@@ -57,14 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", "--runs", type=int, default=20)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root")
-    root = Path(tempfile.mkdtemp(prefix="es-bench-", dir="/tmp"))
-    # The level essaimd runs at by default: a debug log would be measured too.
-    daemon = EssaimDaemon(root / "essaim", log_level="info")
-    try:
-        daemon.seed_busybox()
-        daemon.start()
+    with benchmark_daemon() as (root, daemon):
         bundle = root / "bundle"
         bundle.mkdir()
         busybox_rootfs(daemon, bundle / "rootfs")
@@ -97,9 +96,6 @@ def main() -> None:
         print(f"essaim / raw runc (runc spec) = {essaim / base:.2f} (target <= 3.00)")
         same = statistics.median(samples[RUNC_SAME])
         print(f"essaim / raw runc (same config, seccomp included) = {essaim / same:.2f}")
-    finally:
-        daemon.cleanup()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
