@@ -36,12 +36,23 @@ def text(body: str, status: int = 200, content_type: str = "text/plain; charset=
 
 @dataclass
 class StreamResponse:
-    """Sent with chunked encoding; each yielded item is written and flushed at once."""
+    """Sent with chunked encoding; each yielded item is written and flushed at once.
+
+    With `length`, the body is framed by Content-Length instead (a registry's blobs:
+    clients read the size from it, HEAD included) and must be exactly that long.
+    """
 
     chunks: AsyncIterator[bytes]
     content_type: str = JSON
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
+    length: int | None = None
+
+    def head_headers(self) -> list[tuple[str, str]]:
+        hdrs = [*self.headers, ("Content-Type", self.content_type)]
+        if self.length is not None:
+            hdrs.append(("Content-Length", str(self.length)))
+        return hdrs
 
 
 @dataclass

@@ -142,7 +142,12 @@ class _Connection:
             await self._send(_head(status, headers), h11.Data(data=body))
 
     async def _serve_one(self, event: h11.Request) -> bool:
-        headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in event.headers:
+            name, value = raw_name.decode().lower(), raw_value.decode("latin-1")
+            # A repeated field is one comma-separated list (RFC 9110 5.3): Go clients
+            # send each type they accept (a registry's manifests) on its own line.
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
         target = event.target.decode("latin-1")
         method = event.method.decode()
         if "transfer-encoding" not in headers and headers.get("content-length", "0") == "0":
@@ -176,17 +181,16 @@ class _Connection:
             # Headers only; the producer never runs.
             with contextlib.suppress(Exception):
                 await response.chunks.aclose()  # type: ignore[attr-defined]
-            hdrs = [*base, *response.headers, ("Content-Type", response.content_type)]
-            await self._send(_head(response.status, hdrs))
+            await self._send(_head(response.status, [*base, *response.head_headers()]))
             await self._send(h11.EndOfMessage())
             return False
         await self._stream(response, base)
         return False
 
     async def _stream(self, response: StreamResponse, base: list[tuple[str, str]]) -> None:
-        hdrs = [*base, *response.headers, ("Content-Type", response.content_type)]
-        # No Content-Length: h11 frames the body with chunked encoding for HTTP/1.1.
-        await self._send(_head(response.status, hdrs))
+        # No Content-Length (unless `length` says it): h11 frames the body with chunked
+        # encoding for HTTP/1.1.
+        await self._send(_head(response.status, [*base, *response.head_headers()]))
         producer = asyncio.ensure_future(self._pump(response.chunks))
         # Watch for a hang-up only once the request body is read: until then the body
         # belongs to the producer (an import streams its upload while reporting).

@@ -1,6 +1,7 @@
 """`essaim` entry point: one subcommand per job.
 
-`essaim busybox-image` builds the offline base image into a data root.
+`essaim busybox-image` builds the offline base image into a data root; `essaim
+registry` serves an image registry (cli/registry.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from essaim import __version__
+from essaim.cli import registry
 from essaim.store.lock import DataRootBusy, DataRootLock
 
 
@@ -76,9 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     bb.add_argument("--data-root", default="/var/lib/essaim")
     bb.add_argument("-q", "--quiet", action="store_true")
+    registry.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "busybox-image":
         asyncio.run(_add_busybox(Path(args.data_root), args.quiet))
+    elif args.command == "registry":
+        sys.exit(registry.run(args))
     else:  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command}")
     sys.exit(0)
