@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -38,7 +39,9 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, verify: bool | str) -> None:
+def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], log: Path, verify: bool | ssl.SSLContext
+) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -79,7 +82,7 @@ class RegistryProcess:
             "--root", str(self.root), *self.args,
         ]  # fmt: skip
 
-    def start(self, verify: bool | str = False) -> None:
+    def start(self, verify: bool | ssl.SSLContext = False) -> None:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
         _wait_ready(f"{self.url}/v2/", self.proc, self.log, verify)
@@ -222,3 +225,70 @@ def skopeo(*args: str, auth_file: Path | None = None) -> subprocess.CompletedPro
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def make_certificate(
+    directory: Path, name: str, *, ec_key: bool = False, hosts: tuple[str, ...] = ("127.0.0.1",)
+) -> tuple[Path, Path]:
+    """A self-signed certificate (usable for TLS on `hosts`, and to sign tokens) and
+    its key, as PEM files `<name>.crt` and `<name>.key`."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        ec.generate_private_key(ec.SECP256R1())
+        if ec_key
+        else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(h)) for h in hosts]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
+    import bcrypt
+
+    lines = [
+        f"{user}:{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(5)).decode()}"
+        for user, pw in users.items()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def auth_file(path: Path, registry: str, user: str, password: str) -> Path:
+    """A containers-auth.json with one login, for skopeo."""
+    import base64
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {registry: {"auth": token}}}))
+    return path
