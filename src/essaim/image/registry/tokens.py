@@ -73,7 +73,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None
         kid = header.get("kid")
-        keys = [self._keys[kid]] if kid in self._keys else list(self._keys.values())
+        if kid is not None and kid not in self._keys:
+            raise InvalidToken(f"token signed by an unknown key {kid}")
+        keys = [self._keys[kid]] if kid is not None else list(self._keys.values())
         claims: dict[str, Any] | None = None
         error = "no key verifies the token"
         for key in keys:
@@ -88,8 +90,8 @@ class TokenVerifier:
                     options={"require": ["exp", "iss", "aud"]},
                 )
                 break
-            except jwt.InvalidSignatureError as exc:
-                error = str(exc)
+            except (jwt.InvalidSignatureError, jwt.InvalidKeyError, TypeError) as exc:
+                error = str(exc)  # another key of the bundle may fit (no kid given)
             except jwt.PyJWTError as exc:
                 raise InvalidToken(str(exc)) from None
         if claims is None:
