@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import zstandard
+
 from essaim.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ class _Decompressed(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         try:
             data = self._inner.read(len(view))
-        except (EOFError, zlib.error, lzma.LZMAError) as exc:
+        except (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
             raise InvalidParameter(f"invalid {self._kind} data: {exc}") from None
         except OSError as exc:
             if exc.errno is not None:
@@ -113,8 +115,6 @@ def open_decompressed(source: BinaryIO) -> BinaryIO:
     head = source.read(8)
     source.seek(0)
     kind = sniff_compression(head)
-    if kind == "zstd":
-        raise InvalidParameter("zstd-compressed archives are not supported")
     if kind == "none":
         return source
     return io.BufferedReader(_Decompressed(_decompressor(kind, source), kind), CHUNK)
@@ -125,7 +125,51 @@ def _decompressor(kind: str, source: BinaryIO) -> io.BufferedIOBase:
         return gzip.GzipFile(fileobj=source, mode="rb")
     if kind == "bzip2":
         return bz2.BZ2File(source, "rb")
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdFrames(source), CHUNK)
     return lzma.LZMAFile(source, "rb")
+
+
+class _ZstdFrames(io.RawIOBase):
+    """zstd data of one or more frames (as chunked writers make them), decompressed.
+    Unlike zstandard's stream reader, input that ends inside a frame is an error, not
+    a quiet end of data: a truncated layer must not pass for a shorter one."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = memoryview(b"")
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            data = self._source.read(CHUNK)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("unexpected end of zstd data")
+                return 0
+            self._feed(data)
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _feed(self, data: bytes) -> None:
+        out = []
+        while data:
+            self._in_frame = True
+            out.append(self._frame.decompress(data))
+            if not self._frame.eof:
+                break
+            # The frame ended: what follows it is the next frame.
+            data = self._frame.unused_data
+            self._frame = zstandard.ZstdDecompressor().decompressobj()
+            self._in_frame = False
+        self._pending = memoryview(bytes(self._pending) + b"".join(out))
 
 
 def _clean_parts(name: str) -> list[str]:

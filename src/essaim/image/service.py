@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from essaim.errors import InvalidParameter, NotFound
-from essaim.image import ingest, reference, removal
+from essaim.image import ingest, oci, reference, removal
 from essaim.image.changes import apply_changes
 from essaim.image.content import ContentStore
 from essaim.image.history import HistoryRow, history_rows
@@ -370,6 +371,55 @@ class ImageService:
         assert stored is not None
         return stored
 
+    async def add_from_content(
+        self,
+        config_digest: str,
+        layers: Sequence[oci.Descriptor],
+        *,
+        manifest_digest: str = "",
+        refs: Sequence[Reference] = (),
+        event: str | None = None,
+    ) -> Image:
+        """The image whose config blob and layer blobs (bottom first; gzip, zstd or
+        uncompressed) are already in the content store, as pulled or loaded: nothing is
+        re-encoded, so its id is the config's digest. Each layer is checked against its
+        diff id as it is unpacked. `manifest_digest` names a stored manifest ("" writes
+        an OCI one). `refs` (tags and repo@digest) are pointed at it. Blobs are read,
+        never consumed: on failure the caller deletes what it no longer needs."""
+        await self.load()
+        # Held while we work, so that a concurrent `rmi` of an image sharing them does
+        # not remove the snapshots and blobs this image is about to use.
+        holder = f"ingest:{uuid.uuid4().hex}"
+        blobs = [layer.digest for layer in layers] + [config_digest]
+        if manifest_digest:
+            blobs.append(manifest_digest)
+        config = await self.run_blocking(self.content.read, config_digest)
+        chains = oci.chain_ids(oci.decode_config(config, config_digest).diff_ids)
+        self._layers.hold(holder, chains, blobs)
+        try:
+            image = await self.run_blocking(
+                ingest.image_from_content,
+                self.content,
+                self.snapshots,
+                config_digest,
+                layers,
+                manifest_digest,
+            )
+            self._layers.hold(holder, chains, [*blobs, image.manifest_digest])
+            async with self._lock:
+                existing = self._index.get(image.id)
+                if existing is None:
+                    await self._records.set_refs(image.id, refs, new_image=image)
+                elif refs:
+                    await self._records.set_refs(image.id, refs)
+                stored = self._index.get(image.id)
+        finally:
+            self._layers.release(holder)
+        if event is not None:
+            self._records.publish(event, image.id, _event_name(refs, image.id))
+        assert stored is not None
+        return stored
+
     # -- container root filesystems
 
     def hold_layers(
@@ -416,3 +466,11 @@ class ImageService:
     async def unmount_rootfs(self, container_dir: Path) -> None:
         """Unmount a container's rootfs; safe to call when it is not mounted."""
         await self.run_blocking(unmount_overlay, container_dir)
+
+
+def _event_name(refs: Sequence[Reference], image_id: str) -> str:
+    """The name an image event carries: the first tag as users write it, else the id."""
+    for ref in refs:
+        if ref.digest is None:
+            return ref.familiar()
+    return refs[0].familiar() if refs else image_id

@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import io
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from essaim.errors import SystemError_
 from essaim.image import archive
-from essaim.image.content import fsync_dir
+from essaim.image.content import HashingReader, fsync_dir
 
 MNT_DETACH = 2
 _HEX = "0123456789abcdef"
@@ -72,9 +73,11 @@ class Snapshotter:
         except (FileNotFoundError, ValueError):
             return 0
 
-    def unpack(self, chain_id: str, layer: Path) -> int:
+    def unpack(self, chain_id: str, layer: Path, diff_id: str | None = None) -> int:
         """Unpack the (maybe compressed) layer tar for `chain_id` unless it is already
-        there; return the layer's size. A crash leaves only a `.tmp-` directory."""
+        there; return the layer's size. With `diff_id`, the uncompressed bytes must hash
+        to it (DigestMismatch otherwise, and no snapshot). A crash leaves only a `.tmp-`
+        directory."""
         if self.exists(chain_id):
             return self.size(chain_id)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
@@ -82,7 +85,13 @@ class Snapshotter:
             fs = staging / "fs"
             fs.mkdir(mode=0o755)
             with layer.open("rb") as raw, archive.open_decompressed(raw) as stream:
-                size = archive.unpack(stream, fs, whiteouts=True)
+                if diff_id is None:
+                    size = archive.unpack(stream, fs, whiteouts=True)
+                else:
+                    hashed = HashingReader(stream)
+                    buffered = io.BufferedReader(hashed, archive.CHUNK)
+                    size = archive.unpack(buffered, fs, whiteouts=True)
+                    hashed.check(diff_id)
             (staging / "size").write_text(str(size))
             # Snapshots are durable once renamed: sync the tree as `sync -f` would.
             fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY)
