@@ -21,6 +21,10 @@ from essaim.image import archive
 from essaim.image.content import HashingReader, fsync_dir
 
 MNT_DETACH = 2
+# Device nodes that layers bring (unpacked as Docker does, as root) stay inert in a
+# container's rootfs: runc mounts its own /dev, so nothing there is a device we made.
+MS_NODEV = 0x4
+MOUNT_ATTR_NODEV = 0x4
 _HEX = "0123456789abcdef"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -163,7 +167,8 @@ def mount_overlay(lower_dirs: list[Path], container_dir: Path) -> Path:
     lowers = ":".join(os.fspath(p) for p in lower_dirs)
     options = f"lowerdir={lowers},upperdir={upper},workdir={work}"
     if len(options) < _PAGE_SIZE:
-        if _libc.mount(b"overlay", os.fsencode(rootfs), b"overlay", 0, options.encode()) != 0:
+        flags = MS_NODEV
+        if _libc.mount(b"overlay", os.fsencode(rootfs), b"overlay", flags, options.encode()) != 0:
             error = _os_error("mount overlay on", rootfs)
             raise SystemError_(f"failed to mount the container rootfs: {error}") from error
         return rootfs
@@ -191,7 +196,7 @@ def _mount_overlay_fsconfig(lower_dirs: list[Path], upper: Path, work: Path, roo
         if syscall(_SYS_FSCONFIG, fs_fd, _FSCONFIG_CMD_CREATE, None, None, 0):
             error = _os_error("fsconfig create for", rootfs)
             raise SystemError_(f"failed to mount the container rootfs: {error}")
-        mnt_fd = syscall(_SYS_FSMOUNT, fs_fd, 0, 0)
+        mnt_fd = syscall(_SYS_FSMOUNT, fs_fd, 0, MOUNT_ATTR_NODEV)
         if mnt_fd < 0:
             raise SystemError_(
                 f"failed to mount the container rootfs: {_os_error('fsmount', rootfs)}"
