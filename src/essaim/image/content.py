@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -194,5 +195,9 @@ class ContentStore:
     def clean_ingest(self) -> None:
         """Leftovers of writes interrupted by a crash; only safe before any new write."""
         for leftover in self.ingest_dir.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                # An archive being loaded is unpacked in a directory here.
+                shutil.rmtree(leftover, ignore_errors=True)
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()

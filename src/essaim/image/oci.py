@@ -344,3 +344,8 @@ def parse_manifest(raw: bytes) -> Manifest:
         config=config,
         layers=tuple(_descriptor(layer, LAYER_TYPES, "layer") for layer in layers),
     )
+
+
+def parse_descriptor(raw: Any, allowed: frozenset[str], what: str) -> Descriptor:
+    """A descriptor of one of the `allowed` media types (for index entries)."""
+    return _descriptor(raw, allowed, what)
