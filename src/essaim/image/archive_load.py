@@ -42,6 +42,10 @@ async def load_archive(images: ImageService, chunks: AsyncIterator[bytes]) -> li
     finally:
         await images.run_blocking(ingest.unlink_quietly, body)
         await images.run_blocking(remove_staging, staging)
+    # Blobs read but not kept (an xz layer decompressed, an unused manifest) go now.
+    kept = {b for item in items for b in (item.config_digest, item.manifest_digest)}
+    kept.update(layer.digest for item in items for layer in item.layers)
+    await images.discard_blobs([b for b in staged.new_blobs if b not in kept])
     return await _name(images, items)
 
 

@@ -73,13 +73,17 @@ class StagedArchive:
         with body.open("rb") as raw, archive.open_decompressed(raw) as stream:
             archive.unpack(stream, self.root, whiteouts=False, same_owner=False)
 
-    def resolve(self, name: str) -> Path | None:
-        """The real file a path of the archive's metadata names, every symlink followed
-        inside the archive (`..` and absolute targets stop at its root); None if absent."""
+    def locate(self, name: str) -> Path:
+        """Where a path of the archive's metadata leads, every symlink followed inside
+        the archive (`..` and absolute targets stop at its root)."""
         parts = follow_in_scope(
             clean_parts(name), lambda p: archive.readlink_in(os.fspath(self.root), p)
         )
-        path = self.root.joinpath(*parts)
+        return self.root.joinpath(*parts)
+
+    def resolve(self, name: str) -> Path | None:
+        """The regular file `name` leads to; None if there is none."""
+        path = self.locate(name)
         try:
             st = path.lstat()
         except (FileNotFoundError, NotADirectoryError):
@@ -109,16 +113,17 @@ class StagedArchive:
     def adopt(self, name: str, expected: str | None = None, size: int | None = None) -> str:
         """Move the file `name` into the content store once (hashed, checked against
         `expected` and `size` if given); its digest."""
-        path = self.require(name)
-        real = os.fspath(path)
+        # By where it leads: two names of one file (old archives link shared layers)
+        # are one blob, moved into the store the first time.
+        real = os.fspath(self.locate(name))
         digest = self._adopted.get(real)
         if digest is None:
+            path = self.require(name)
             if expected is not None and self.content.has(expected):
                 digest = expected  # stored already: the archive's copy is not needed
             else:
                 digest, _ = self.content.adopt(path, expected)
-                if digest not in self._present and digest not in self.new_blobs:
-                    self.new_blobs.append(digest)
+                self._note(digest)
             self._adopted[real] = digest
         if expected is not None and digest != expected:
             raise DigestMismatch(f"digest mismatch: expected {expected}, got {digest}")
@@ -131,9 +136,12 @@ class StagedArchive:
     def store(self, data: bytes) -> str:
         """Small verified bytes (a manifest) into the content store; their digest."""
         digest = self.content.write(data)
+        self._note(digest)
+        return digest
+
+    def _note(self, digest: str) -> None:
         if digest not in self._present and digest not in self.new_blobs:
             self.new_blobs.append(digest)
-        return digest
 
     # -- the formats
 
@@ -210,24 +218,23 @@ class StagedArchive:
 
     def _archive_layer(self, name: str, diff_id: str) -> oci.Descriptor:
         """A layer file of a docker-archive: stored as it is when uncompressed, gzip or
-        zstd (its media type from its magic), decompressed first otherwise."""
-        path = self.require(name)
-        with path.open("rb") as raw:
+        zstd (its media type from its magic), decompressed into a blob of its own for
+        the compressions OCI has no media type for (bzip2, xz)."""
+        digest = self.adopt(name, _named_digest(name))
+        with self.content.open(digest) as raw:
             kind = archive.sniff_compression(raw.read(8))
         if kind in ("bzip2", "xz"):
-            # No OCI media type says bzip2 or xz: keep the tar itself.
-            with path.open("rb") as raw, archive.open_decompressed(raw) as stream:
+            with self.content.open(digest) as raw, archive.open_decompressed(raw) as stream:
                 digest, size = self.content.write_stream(stream, diff_id)
-            if digest not in self._present and digest not in self.new_blobs:
-                self.new_blobs.append(digest)
+            self._note(digest)
             return oci.Descriptor(oci.OCI_LAYER, digest, size)
-        digest = self.adopt(name, _named_digest(name))
         if kind == "none" and digest != diff_id:
             # An uncompressed layer is its own diff id: checked here even when its
             # snapshot exists and will not be unpacked again.
-            raise DigestMismatch(f"layer content digest mismatch: expected {diff_id}, got {digest}")
-        media_type = _LAYER_TYPES.get(kind, oci.OCI_LAYER)
-        return oci.Descriptor(media_type, digest, self.content.size(digest))
+            raise DigestMismatch(
+                f"layer content digest mismatch: expected {diff_id}, got {digest}"
+            )
+        return oci.Descriptor(_LAYER_TYPES[kind], digest, self.content.size(digest))
 
     def _oci_layout(self) -> list[LoadItem]:
         entries = oci_layout.parse_index(self.read_small(oci_layout.INDEX_FILE))
