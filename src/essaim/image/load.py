@@ -231,9 +231,7 @@ class StagedArchive:
         if kind == "none" and digest != diff_id:
             # An uncompressed layer is its own diff id: checked here even when its
             # snapshot exists and will not be unpacked again.
-            raise DigestMismatch(
-                f"layer content digest mismatch: expected {diff_id}, got {digest}"
-            )
+            raise DigestMismatch(f"layer content digest mismatch: expected {diff_id}, got {digest}")
         return oci.Descriptor(_LAYER_TYPES[kind], digest, self.content.size(digest))
 
     def _oci_layout(self) -> list[LoadItem]:
