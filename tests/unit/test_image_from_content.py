@@ -181,3 +181,20 @@ def test_a_failed_add_indexes_nothing(service: tuple[ImageService, EventBus]) ->
         assert images.snapshots.chain_ids_on_disk() == []
 
     asyncio.run(scenario())
+
+
+def test_a_present_snapshot_does_not_vouch_for_an_unknown_blob(disk: Disk) -> None:
+    config = disk.content.write(config_for(BASE))
+    plain = disk.content.write(BASE)
+    layers = [oci.Descriptor(oci.OCI_LAYER, plain, len(BASE))]
+    ingest.image_from_content(disk.content, disk.snapshots, config, layers, "")
+    # Same diff id, so the snapshot is there; but this blob holds other bytes.
+    liar = disk.content.write(gzip.compress(layer_tar({"bin/sh": b"evil!"})))
+    lying = [oci.Descriptor(oci.OCI_LAYER_GZIP, liar, disk.content.size(liar))]
+    with pytest.raises(DigestMismatch):
+        ingest.image_from_content(disk.content, disk.snapshots, config, lying, "")
+    # An honest compressed copy of the same layer is accepted without a second unpack.
+    honest = disk.content.write(gzip.compress(BASE, mtime=0))
+    good = [oci.Descriptor(oci.OCI_LAYER_GZIP, honest, disk.content.size(honest))]
+    image = ingest.image_from_content(disk.content, disk.snapshots, config, good, "")
+    assert image.layer_digests == [honest]

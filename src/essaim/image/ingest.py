@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import msgspec
 
 from essaim.errors import InvalidParameter
 from essaim.image import archive, oci
-from essaim.image.content import ContentStore
+from essaim.image.content import ContentStore, HashingReader
 from essaim.image.layers import Layers
 from essaim.image.platform import host_platform
 from essaim.image.snapshot import Snapshotter
@@ -185,10 +185,13 @@ def image_from_content(
     config_digest: str,
     layers: Sequence[oci.Descriptor],
     manifest_digest: str,
+    known_layer: Callable[[str, str], bool] = lambda blob, diff_id: blob == diff_id,
 ) -> Image:
     """The image whose config blob is `config_digest` and whose layer blobs are `layers`
     (all in `content`): each missing snapshot unpacked from its blob, the uncompressed
-    bytes checked against the config's diff id; the manifest written when not given."""
+    bytes checked against the config's diff id; the manifest written when not given.
+    A snapshot already there is only trusted for a blob that `known_layer(blob, diff_id)`
+    says holds that diff id; any other blob is checked by hashing it uncompressed."""
     image = oci.decode_config(content.read(config_digest), config_digest)
     if len(layers) != len(image.diff_ids):
         raise InvalidParameter(
@@ -197,6 +200,12 @@ def image_from_content(
     for layer in layers:
         oci.oci_layer_type(layer.media_type)  # refuses what cannot be unpacked here
     chains = oci.chain_ids(image.diff_ids)
+    for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True):
+        if snapshots.exists(chain) and not known_layer(layer.digest, diff_id):
+            # The snapshot came from another blob: this one must still hold the same
+            # bytes, or a later push or save would hand out what the config denies.
+            with content.open(layer.digest) as raw, archive.open_decompressed(raw) as stream:
+                HashingReader(stream).check(diff_id)
     sizes = [
         snapshots.unpack(chain, content.path(layer.digest), diff_id=diff_id)
         for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True)

@@ -454,6 +454,7 @@ class ImageService:
                 config_digest,
                 layers,
                 manifest_digest,
+                self._index.layer_blob_holds,
             )
             self._layers.hold(holder, chains, [*blobs, image.manifest_digest])
             async with self._lock:
