@@ -28,6 +28,7 @@ from essaim.api.containers import ContainersAPI
 from essaim.api.disk_usage import DiskUsageAPI
 from essaim.api.events import EventsAPI
 from essaim.api.exec import ExecAPI
+from essaim.api.image_archives import ImageArchivesAPI
 from essaim.api.images import ImagesAPI
 from essaim.api.router import Router
 from essaim.api.server import Server, SocketInUse
@@ -272,6 +273,7 @@ class Daemon:
             ExecAPI(containers.execs).register(router)
             DiskUsageAPI(containers, images, volumes).register(router)
             ImagesAPI(images, containers).register(router)
+            ImageArchivesAPI(images, containers).register(router)
             VolumesAPI(volumes).register(router)
             server = Server(EngineApplication(router))
             stack.push_async_callback(server.close)

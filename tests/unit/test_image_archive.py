@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,9 +145,14 @@ def test_open_decompressed_unpacks_every_supported_compression(compress, root: P
     assert (root / "etc" / "hostname").read_bytes() == b"box\n"
 
 
-def test_zstd_is_refused_clearly() -> None:
-    with pytest.raises(InvalidParameter, match="zstd"):
-        archive.open_decompressed(io.BytesIO(b"\x28\xb5\x2f\xfd" + b"\0" * 20))
+def test_zstd_of_several_frames_is_read_whole(root: Path) -> None:
+    raw = tar_bytes(File("f", b"x" * 5000), File("g", b"y" * 300))
+    compressor = zstandard.ZstdCompressor()
+    framed = compressor.compress(raw[:4096]) + compressor.compress(raw[4096:])
+    with archive.open_decompressed(io.BytesIO(framed)) as stream:
+        archive.unpack(stream, root, same_owner=False)
+    assert (root / "f").read_bytes() == b"x" * 5000
+    assert (root / "g").read_bytes() == b"y" * 300
 
 
 @pytest.mark.parametrize(
@@ -157,12 +163,22 @@ def test_zstd_is_refused_clearly() -> None:
         bz2.compress(tar_bytes(File("f", b"x" * 5000)))[:-40],
         lzma.compress(tar_bytes(File("f", b"x" * 5000)))[:-40],
         b"BZh9" + b"\x00" * 64,
+        zstandard.ZstdCompressor().compress(tar_bytes(File("f", b"x" * 5000)))[:-10],
+        b"\x28\xb5\x2f\xfd" + b"\xff" * 64,
     ],
-    ids=["gzip-garbage", "gzip-truncated", "bzip2-truncated", "xz-truncated", "bzip2-garbage"],
+    ids=[
+        "gzip-garbage",
+        "gzip-truncated",
+        "bzip2-truncated",
+        "xz-truncated",
+        "bzip2-garbage",
+        "zstd-truncated",
+        "zstd-garbage",
+    ],
 )
 def test_corrupt_compressed_data_is_an_invalid_parameter(raw: bytes, root: Path) -> None:
     with (
-        pytest.raises(InvalidParameter, match=r"invalid (gzip|bzip2|xz) data"),
+        pytest.raises(InvalidParameter, match=r"invalid (gzip|bzip2|xz|zstd) data"),
         archive.open_decompressed(io.BytesIO(raw)) as stream,
     ):
         archive.unpack(stream, root, same_owner=False)

@@ -41,11 +41,16 @@ _UNIX_TIME = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
 
 def list_wire(listing: ImageListing, version: tuple[int, int]) -> dict[str, Any]:
     image = listing.image
+    tags = [reference.familiar(t) for t in listing.repo_tags]
+    digests = [reference.familiar(d) for d in listing.repo_digests]
+    if version < (1, 43) and not tags and not digests:
+        # moby's placeholders for an unnamed image, dropped from API 1.43 on.
+        tags, digests = ["<none>:<none>"], ["<none>@<none>"]
     out: dict[str, Any] = {
         "Id": image.id,
         "ParentId": image.parent,
-        "RepoTags": [reference.familiar(t) for t in listing.repo_tags],
-        "RepoDigests": [reference.familiar(d) for d in listing.repo_digests],
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": image.created_unix,
         "Size": image.size,
         "SharedSize": -1,

@@ -5,9 +5,13 @@ clients give them, tar entry names and link targets, and Go's os.FileMode bits.
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable
 
 from essaim.errors import InvalidParameter
+
+# Resolution in a root is shared with layer unpacking and `docker load`; re-exported.
+from essaim.image.scoped_paths import MAX_SYMLINKS as MAX_SYMLINKS
+from essaim.image.scoped_paths import clean_parts as clean_parts
+from essaim.image.scoped_paths import follow_in_scope as follow_in_scope
 
 # Go's os.FileMode type bits (io/fs): the CLI reads the stat header's `mode` with them.
 GO_MODE_DIR = 1 << 31
@@ -20,8 +24,6 @@ GO_MODE_SETGID = 1 << 22
 GO_MODE_CHAR_DEVICE = 1 << 21
 GO_MODE_STICKY = 1 << 20
 GO_MODE_IRREGULAR = 1 << 19
-# The kernel's limit on symbolic links followed in one lookup.
-MAX_SYMLINKS = 40
 
 
 class Breakout(InvalidParameter):
@@ -55,21 +57,6 @@ def go_file_mode(st_mode: int) -> int:
     return mode
 
 
-def clean_parts(path: str) -> list[str]:
-    """The components of `path` taken from `/`, `.` dropped and `..` applied (never above
-    the root, as a chroot's lookup)."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return parts
-
-
 def go_base(path: str) -> str:
     """Go's filepath.Base: the last element, trailing slashes ignored; `/` for the root."""
     if not path:
@@ -101,34 +88,6 @@ def split_last(abs_path: str) -> tuple[list[str], str | None]:
     if not parts or abs_path.endswith("/") or abs_path.endswith("/."):
         return parts, None
     return parts[:-1], parts[-1]
-
-
-def follow_in_scope(parts: list[str], readlink: Callable[[list[str]], str | None]) -> list[str]:
-    """`parts` with every symlink resolved as if the root were `/` (moby's
-    FollowSymlinkInScope): `readlink(resolved_parts)` gives the target of a link, None for
-    anything else, including names that do not exist (kept as they are)."""
-    resolved: list[str] = []
-    pending = list(parts)
-    hops = 0
-    while pending:
-        part = pending.pop(0)
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        target = readlink([*resolved, part])
-        if target is None:
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > MAX_SYMLINKS:
-            raise InvalidParameter(f"too many links in /{'/'.join(parts)}")
-        if target.startswith("/"):
-            resolved = []
-        pending[:0] = target.split("/")
-    return resolved
 
 
 def entry_parts(name: str, dest: str) -> list[str]:

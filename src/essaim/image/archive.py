@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import zstandard
+
 from essaim.errors import InvalidParameter
+from essaim.image.scoped_paths import follow_in_scope
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -35,7 +38,6 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 # overlayfs reads its own marks (opaque, redirect, metacopy ...) from these xattrs: only
 # the unpacker may set them, from whiteout entries, never an archive's PAX headers.
 _OVERLAY_XATTR_PREFIX = "trusted.overlay."
-_MAX_SYMLINK_HOPS = 40
 # What an entry can make the kernel answer when it is malformed or names something that
 # cannot be placed (an empty link target, a name too long ...): the archive's fault, a
 # 400. Anything else (ENOSPC, EIO, EROFS ...) is the host's and stays an OSError.
@@ -91,7 +93,7 @@ class _Decompressed(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         try:
             data = self._inner.read(len(view))
-        except (EOFError, zlib.error, lzma.LZMAError) as exc:
+        except (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
             raise InvalidParameter(f"invalid {self._kind} data: {exc}") from None
         except OSError as exc:
             if exc.errno is not None:
@@ -113,8 +115,6 @@ def open_decompressed(source: BinaryIO) -> BinaryIO:
     head = source.read(8)
     source.seek(0)
     kind = sniff_compression(head)
-    if kind == "zstd":
-        raise InvalidParameter("zstd-compressed archives are not supported")
     if kind == "none":
         return source
     return io.BufferedReader(_Decompressed(_decompressor(kind, source), kind), CHUNK)
@@ -125,7 +125,61 @@ def _decompressor(kind: str, source: BinaryIO) -> io.BufferedIOBase:
         return gzip.GzipFile(fileobj=source, mode="rb")
     if kind == "bzip2":
         return bz2.BZ2File(source, "rb")
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdFrames(source), CHUNK)
     return lzma.LZMAFile(source, "rb")
+
+
+class _ZstdFrames(io.RawIOBase):
+    """zstd data of one or more frames (as chunked writers make them), decompressed.
+    Unlike zstandard's stream reader, input that ends inside a frame is an error, not
+    a quiet end of data: a truncated layer must not pass for a shorter one."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = memoryview(b"")
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            data = self._source.read(CHUNK)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("unexpected end of zstd data")
+                return 0
+            self._feed(data)
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _feed(self, data: bytes) -> None:
+        out = []
+        while data:
+            self._in_frame = True
+            out.append(self._frame.decompress(data))
+            if not self._frame.eof:
+                break
+            # The frame ended: what follows it is the next frame.
+            data = self._frame.unused_data
+            self._frame = zstandard.ZstdDecompressor().decompressobj()
+            self._in_frame = False
+        self._pending = memoryview(bytes(self._pending) + b"".join(out))
+
+
+def readlink_in(root: str, parts: list[str]) -> str | None:
+    """The target of `parts` under `root` if it is a symlink; None for anything else."""
+    try:
+        return os.readlink(os.path.join(root, *parts))
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
+            return None  # absent, under a non-directory, or not a link
+        raise
 
 
 def _clean_parts(name: str) -> list[str]:
@@ -160,23 +214,18 @@ class _Unpacker:
     _dir_times: dict[str, float] = field(default_factory=dict)
 
     def resolve_dir(self, parts: list[str], *, create: bool, name: str) -> str:
-        """The real path of the directory `parts`, following symlinks inside the root."""
+        """The real path of the directory `parts`, following symlinks inside the root;
+        missing directories are made when `create`, refused otherwise."""
         key = tuple(parts)
         cached = self._dirs.get(key)
         if cached is not None:
             return cached
-        resolved: list[str] = []
-        pending = list(parts)
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = os.path.join(self.root, *resolved, part)
+        try:
+            resolved = follow_in_scope(parts, lambda p: readlink_in(self.root, p))
+        except InvalidParameter:
+            raise UnsafeArchive(f"invalid tar entry {name!r}: too many symbolic links") from None
+        for depth in range(1, len(resolved) + 1):
+            candidate = os.path.join(self.root, *resolved[:depth])
             try:
                 st = os.lstat(candidate)
             except FileNotFoundError:
@@ -185,20 +234,10 @@ class _Unpacker:
                         f"invalid tar entry {name!r}: {'/'.join(parts)} does not exist"
                     ) from None
                 os.mkdir(candidate, 0o755)
-                resolved.append(part)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > _MAX_SYMLINK_HOPS:
-                    raise UnsafeArchive(f"invalid tar entry {name!r}: too many symbolic links")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                pending[:0] = target.split("/")
                 continue
             if not stat.S_ISDIR(st.st_mode):
+                part = resolved[depth - 1]
                 raise UnsafeArchive(f"invalid tar entry {name!r}: {part} is not a directory")
-            resolved.append(part)
         real = os.path.join(self.root, *resolved)
         self._dirs[key] = real
         return real

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from essaim.errors import InvalidParameter, NotFound
 from essaim.image.reference import validate_digest
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CHUNK = 1 << 20
 
@@ -35,6 +40,34 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class HashingReader(io.RawIOBase):
+    """A stream that hashes what is read through it; `check` reads what the consumer
+    left (a tar's trailing padding is part of a layer's digest) and compares."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._hasher = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._source.read(len(view))
+        self._hasher.update(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def check(self, expected: str) -> None:
+        while chunk := self._source.read(CHUNK):
+            self._hasher.update(chunk)
+        actual = "sha256:" + self._hasher.hexdigest()
+        if actual != expected:
+            raise DigestMismatch(
+                f"layer content digest mismatch: expected {expected}, got {actual}"
+            )
 
 
 class ContentStore:
@@ -162,5 +195,9 @@ class ContentStore:
     def clean_ingest(self) -> None:
         """Leftovers of writes interrupted by a crash; only safe before any new write."""
         for leftover in self.ingest_dir.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                # An archive being loaded is unpacked in a directory here.
+                shutil.rmtree(leftover, ignore_errors=True)
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()

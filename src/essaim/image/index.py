@@ -82,6 +82,18 @@ class ImageIndex:
                 return True
         return False
 
+    def layer_blob_holds(self, blob: str, diff_id: str) -> bool:
+        """Whether the layer blob `blob` is known to unpack to `diff_id`: it is that
+        uncompressed layer itself, or an image checked it so when it was added. Called
+        from executor threads: reads a copy of the images."""
+        if blob == diff_id:
+            return True
+        for image in list(self._images.values()):
+            pairs = zip(image.layer_digests, image.diff_ids, strict=False)
+            if (blob, diff_id) in pairs:
+                return True
+        return False
+
     def search_id(self, term: str) -> Image | None:
         """The image whose id starts with `term` (with or without `sha256:`), if exactly
         one does: an ambiguous prefix finds nothing, as in Docker."""

@@ -9,14 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 
 import msgspec
 
+from essaim.errors import InvalidParameter
 from essaim.image import archive, oci
-from essaim.image.content import ContentStore
+from essaim.image.content import ContentStore, HashingReader
 from essaim.image.layers import Layers
 from essaim.image.platform import host_platform
 from essaim.image.snapshot import Snapshotter
@@ -96,10 +97,12 @@ def new_image(
     diff_ids = list(base.diff_ids) if base else []
     layer_digests = list(base.layer_digests) if base else []
     layer_sizes = list(base.layer_sizes) if base else []
+    media_types = [oci.layer_media_type(base, i) for i in range(len(layer_digests))] if base else []
     for diff_id, size in new_layers:
         diff_ids.append(diff_id)
         layer_digests.append(diff_id)
         layer_sizes.append(size)
+        media_types.append(oci.OCI_LAYER)
     architecture, variant, os_name = (
         (base.architecture, base.variant, base.os) if base else host_platform()
     )
@@ -120,23 +123,28 @@ def new_image(
         config=config,
         diff_ids=diff_ids,
         layer_digests=layer_digests,
+        layer_media_types=media_types,
         history=history,
     )
 
 
 def write_blobs(content: ContentStore, image: Image) -> Image:
     """Write the config and manifest blobs; the image with its id and manifest."""
-    config_bytes = oci.encode_config(image)
-    image_id = content.write(config_bytes)
+    image_id = content.write(oci.encode_config(image))
+    image = msgspec.structs.replace(image, id=image_id)
+    return msgspec.structs.replace(image, manifest_digest=write_manifest(content, image))
+
+
+def write_manifest(content: ContentStore, image: Image) -> str:
+    """Write an OCI manifest for the image's config blob (its id) and layer blobs."""
     layers = [
-        oci.Descriptor(oci.OCI_LAYER, digest, content.size(digest))
-        for digest in image.layer_digests
+        oci.Descriptor(
+            oci.oci_layer_type(oci.layer_media_type(image, i)), digest, content.size(digest)
+        )
+        for i, digest in enumerate(image.layer_digests)
     ]
-    manifest = oci.encode_manifest(
-        oci.Descriptor(oci.OCI_CONFIG, image_id, len(config_bytes)), layers
-    )
-    manifest_digest = content.write(manifest)
-    return msgspec.structs.replace(image, id=image_id, manifest_digest=manifest_digest)
+    config = oci.Descriptor(oci.OCI_CONFIG, image.id, content.size(image.id))
+    return content.write(oci.encode_manifest(config, layers))
 
 
 def ensure_on_disk(
@@ -169,3 +177,48 @@ def ensure_on_disk(
 def unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def image_from_content(
+    content: ContentStore,
+    snapshots: Snapshotter,
+    config_digest: str,
+    layers: Sequence[oci.Descriptor],
+    manifest_digest: str,
+    known_layer: Callable[[str, str], bool] = lambda blob, diff_id: blob == diff_id,
+) -> Image:
+    """The image whose config blob is `config_digest` and whose layer blobs are `layers`
+    (all in `content`): each missing snapshot unpacked from its blob, the uncompressed
+    bytes checked against the config's diff id; the manifest written when not given.
+    A snapshot already there is only trusted for a blob that `known_layer(blob, diff_id)`
+    says holds that diff id; any other blob is checked by hashing it uncompressed."""
+    image = oci.decode_config(content.read(config_digest), config_digest)
+    if len(layers) != len(image.diff_ids):
+        raise InvalidParameter(
+            f"invalid image: {len(layers)} layers for {len(image.diff_ids)} diff ids in its config"
+        )
+    for layer in layers:
+        oci.oci_layer_type(layer.media_type)  # refuses what cannot be unpacked here
+    chains = oci.chain_ids(image.diff_ids)
+    for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True):
+        if snapshots.exists(chain) and not known_layer(layer.digest, diff_id):
+            # The snapshot came from another blob: this one must still hold the same
+            # bytes, or a later push or save would hand out what the config denies.
+            with content.open(layer.digest) as raw, archive.open_decompressed(raw) as stream:
+                HashingReader(stream).check(diff_id)
+    sizes = [
+        snapshots.unpack(chain, content.path(layer.digest), diff_id=diff_id)
+        for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True)
+    ]
+    image = msgspec.structs.replace(
+        image,
+        size=sum(sizes),
+        layer_sizes=sizes,
+        layer_digests=[layer.digest for layer in layers],
+        layer_media_types=[layer.media_type for layer in layers],
+    )
+    if manifest_digest:
+        content.size(manifest_digest)  # NotFound if the caller did not store it
+    else:
+        manifest_digest = write_manifest(content, image)
+    return msgspec.structs.replace(image, manifest_digest=manifest_digest)

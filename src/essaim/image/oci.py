@@ -45,6 +45,32 @@ LAYER_TYPES = frozenset(
 )
 
 
+# The OCI name of each layer media type, for the OCI manifests written here.
+_OCI_LAYER_TYPE = {
+    DOCKER_LAYER: OCI_LAYER,
+    DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+    OCI_LAYER: OCI_LAYER,
+    OCI_LAYER_GZIP: OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD: OCI_LAYER_ZSTD,
+}
+
+
+def layer_media_type(image: Image, index: int) -> str:
+    """The media type of the image's `index`th layer blob: as recorded (from a pull or
+    a load), or an uncompressed OCI layer (every layer made here)."""
+    if index < len(image.layer_media_types) and image.layer_media_types[index]:
+        return image.layer_media_types[index]
+    return OCI_LAYER
+
+
+def oci_layer_type(media_type: str) -> str:
+    """The OCI media type for a layer blob of `media_type` (Docker's or OCI's)."""
+    try:
+        return _OCI_LAYER_TYPE[media_type]
+    except KeyError:
+        raise InvalidParameter(f"unsupported layer media type {media_type}") from None
+
+
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
     out: list[str] = []
@@ -318,3 +344,8 @@ def parse_manifest(raw: bytes) -> Manifest:
         config=config,
         layers=tuple(_descriptor(layer, LAYER_TYPES, "layer") for layer in layers),
     )
+
+
+def parse_descriptor(raw: Any, allowed: frozenset[str], what: str) -> Descriptor:
+    """A descriptor of one of the `allowed` media types (for index entries)."""
+    return _descriptor(raw, allowed, what)

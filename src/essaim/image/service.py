@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from essaim.errors import InvalidParameter, NotFound
-from essaim.image import ingest, reference, removal
+from essaim.errors import Conflict, InvalidParameter, NotFound
+from essaim.image import ingest, oci, reference, removal
+from essaim.image import prune as pruning
 from essaim.image.changes import apply_changes
 from essaim.image.content import ContentStore
 from essaim.image.history import HistoryRow, history_rows
 from essaim.image.index import ImageIndex
 from essaim.image.layers import Layers
 from essaim.image.listing import ImageListing, ListQuery, list_images, newest_first
+from essaim.image.prune import PruneQuery
 from essaim.image.records import IMAGES, TAGS, ImageRecords
 from essaim.image.reference import Reference
 from essaim.image.removal import ContainerUsers, ImageFacts, short_id
@@ -58,6 +61,7 @@ class ImageService:
         self.content = ContentStore(data_root / "content")
         self.snapshots = Snapshotter(data_root / "snapshots")
         self._index = ImageIndex()
+        self._events = events
         self._records = ImageRecords(store, self._index, events)
         self._layers = Layers(self._index, self.content, self.snapshots)
         self._loaded = False
@@ -237,6 +241,53 @@ class ImageService:
         if prune and image.parent and image.parent in self._index:
             await self._delete(image.parent, report, False, True, True, in_use_by)
 
+    async def prune(
+        self, query: PruneQuery, in_use_by: ContainerUsers
+    ) -> tuple[builtins.list[dict[str, str]], int]:
+        """`docker image prune`: remove what `query` selects (see `pruning.removal_names`)
+        the way `rmi` would, skipping conflicts; the removal report and the bytes of
+        layers freed. Publishes moby's `prune` event."""
+        await self.load()
+        every = self._index.all()
+        sizes = pruning.layer_sizes(every)
+        names = pruning.removal_names(
+            every, self._index.references_by_image(),
+            lambda image_id: bool(self._index.children(image_id)), query,
+        )  # fmt: skip
+        report: builtins.list[dict[str, str]] = []
+        for image_names in names:
+            for name in image_names:
+                try:
+                    report += await self.remove(name, force=False, prune=True, in_use_by=in_use_by)
+                except (Conflict, NotFound):
+                    continue  # used by a container, or gone with an earlier name
+        reclaimed = sum(sizes.get(item.get("Deleted", ""), 0) for item in report)
+        self._events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return report, reclaimed
+
+    async def discard_blobs(self, digests: Sequence[str]) -> None:
+        """Delete these blobs unless an image or a container uses them: what a failed
+        load leaves in the store."""
+        async with self._lock:
+            unused = [d for d in digests if not self._layers.layer_blob_used(d)]
+            await self.run_blocking(self._layers.remove, [], unused)
+
+    def announce(self, action: str, image: Image) -> None:
+        """Publish an image event (`save` ...) named by the image's id, as moby does."""
+        self._records.publish(action, image.id, image.id)
+
+    async def receive_upload(self, chunks: AsyncIterator[bytes]) -> Path:
+        """A request body, streamed to a fresh file of the ingest area; the caller
+        removes it."""
+        await self.load()
+        temp = await self.run_blocking(self.content.temp_file, ".upload")
+        try:
+            await ingest.receive(chunks, temp, self._executor)
+        except BaseException:
+            await self.run_blocking(ingest.unlink_quietly, temp)
+            raise
+        return temp
+
     # -- creation
 
     async def import_tar(
@@ -370,6 +421,56 @@ class ImageService:
         assert stored is not None
         return stored
 
+    async def add_from_content(
+        self,
+        config_digest: str,
+        layers: Sequence[oci.Descriptor],
+        *,
+        manifest_digest: str = "",
+        refs: Sequence[Reference] = (),
+        event: str | None = None,
+    ) -> Image:
+        """The image whose config blob and layer blobs (bottom first; gzip, zstd or
+        uncompressed) are already in the content store, as pulled or loaded: nothing is
+        re-encoded, so its id is the config's digest. Each layer is checked against its
+        diff id as it is unpacked. `manifest_digest` names a stored manifest ("" writes
+        an OCI one). `refs` (tags and repo@digest) are pointed at it. Blobs are read,
+        never consumed: on failure the caller deletes what it no longer needs."""
+        await self.load()
+        # Held while we work, so that a concurrent `rmi` of an image sharing them does
+        # not remove the snapshots and blobs this image is about to use.
+        holder = f"ingest:{uuid.uuid4().hex}"
+        blobs = [layer.digest for layer in layers] + [config_digest]
+        if manifest_digest:
+            blobs.append(manifest_digest)
+        config = await self.run_blocking(self.content.read, config_digest)
+        chains = oci.chain_ids(oci.decode_config(config, config_digest).diff_ids)
+        self._layers.hold(holder, chains, blobs)
+        try:
+            image = await self.run_blocking(
+                ingest.image_from_content,
+                self.content,
+                self.snapshots,
+                config_digest,
+                layers,
+                manifest_digest,
+                self._index.layer_blob_holds,
+            )
+            self._layers.hold(holder, chains, [*blobs, image.manifest_digest])
+            async with self._lock:
+                existing = self._index.get(image.id)
+                if existing is None:
+                    await self._records.set_refs(image.id, refs, new_image=image)
+                elif refs:
+                    await self._records.set_refs(image.id, refs)
+                stored = self._index.get(image.id)
+        finally:
+            self._layers.release(holder)
+        if event is not None:
+            self._records.publish(event, image.id, _event_name(refs, image.id))
+        assert stored is not None
+        return stored
+
     # -- container root filesystems
 
     def hold_layers(
@@ -416,3 +517,11 @@ class ImageService:
     async def unmount_rootfs(self, container_dir: Path) -> None:
         """Unmount a container's rootfs; safe to call when it is not mounted."""
         await self.run_blocking(unmount_overlay, container_dir)
+
+
+def _event_name(refs: Sequence[Reference], image_id: str) -> str:
+    """The name an image event carries: the first tag as users write it, else the id."""
+    for ref in refs:
+        if ref.digest is None:
+            return ref.familiar()
+    return refs[0].familiar() if refs else image_id

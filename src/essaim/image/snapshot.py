@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import io
 import os
 import shutil
 import tempfile
@@ -17,9 +18,13 @@ from pathlib import Path
 
 from essaim.errors import SystemError_
 from essaim.image import archive
-from essaim.image.content import fsync_dir
+from essaim.image.content import HashingReader, fsync_dir
 
 MNT_DETACH = 2
+# Device nodes that layers bring (unpacked as Docker does, as root) stay inert in a
+# container's rootfs: runc mounts its own /dev, so nothing there is a device we made.
+MS_NODEV = 0x4
+MOUNT_ATTR_NODEV = 0x4
 _HEX = "0123456789abcdef"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
@@ -72,9 +77,11 @@ class Snapshotter:
         except (FileNotFoundError, ValueError):
             return 0
 
-    def unpack(self, chain_id: str, layer: Path) -> int:
+    def unpack(self, chain_id: str, layer: Path, diff_id: str | None = None) -> int:
         """Unpack the (maybe compressed) layer tar for `chain_id` unless it is already
-        there; return the layer's size. A crash leaves only a `.tmp-` directory."""
+        there; return the layer's size. With `diff_id`, the uncompressed bytes must hash
+        to it (DigestMismatch otherwise, and no snapshot). A crash leaves only a `.tmp-`
+        directory."""
         if self.exists(chain_id):
             return self.size(chain_id)
         staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
@@ -82,7 +89,13 @@ class Snapshotter:
             fs = staging / "fs"
             fs.mkdir(mode=0o755)
             with layer.open("rb") as raw, archive.open_decompressed(raw) as stream:
-                size = archive.unpack(stream, fs, whiteouts=True)
+                if diff_id is None:
+                    size = archive.unpack(stream, fs, whiteouts=True)
+                else:
+                    hashed = HashingReader(stream)
+                    buffered = io.BufferedReader(hashed, archive.CHUNK)
+                    size = archive.unpack(buffered, fs, whiteouts=True)
+                    hashed.check(diff_id)
             (staging / "size").write_text(str(size))
             # Snapshots are durable once renamed: sync the tree as `sync -f` would.
             fd = os.open(fs, os.O_RDONLY | os.O_DIRECTORY)
@@ -154,7 +167,8 @@ def mount_overlay(lower_dirs: list[Path], container_dir: Path) -> Path:
     lowers = ":".join(os.fspath(p) for p in lower_dirs)
     options = f"lowerdir={lowers},upperdir={upper},workdir={work}"
     if len(options) < _PAGE_SIZE:
-        if _libc.mount(b"overlay", os.fsencode(rootfs), b"overlay", 0, options.encode()) != 0:
+        flags = MS_NODEV
+        if _libc.mount(b"overlay", os.fsencode(rootfs), b"overlay", flags, options.encode()) != 0:
             error = _os_error("mount overlay on", rootfs)
             raise SystemError_(f"failed to mount the container rootfs: {error}") from error
         return rootfs
@@ -182,7 +196,7 @@ def _mount_overlay_fsconfig(lower_dirs: list[Path], upper: Path, work: Path, roo
         if syscall(_SYS_FSCONFIG, fs_fd, _FSCONFIG_CMD_CREATE, None, None, 0):
             error = _os_error("fsconfig create for", rootfs)
             raise SystemError_(f"failed to mount the container rootfs: {error}")
-        mnt_fd = syscall(_SYS_FSMOUNT, fs_fd, 0, 0)
+        mnt_fd = syscall(_SYS_FSMOUNT, fs_fd, 0, MOUNT_ATTR_NODEV)
         if mnt_fd < 0:
             raise SystemError_(
                 f"failed to mount the container rootfs: {_os_error('fsmount', rootfs)}"

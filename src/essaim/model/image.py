@@ -70,8 +70,10 @@ class Image(msgspec.Struct, kw_only=True):
     docker_version: str = ""
     config: ImageConfig = msgspec.field(default_factory=ImageConfig)
     diff_ids: list[str] = []
-    # The manifest's layer blobs, one per diff id (equal to it for uncompressed layers).
+    # The manifest's layer blobs, one per diff id (equal to it for uncompressed layers),
+    # and their media types (empty for images made here: uncompressed OCI layers).
     layer_digests: list[str] = []
+    layer_media_types: list[str] = []
     history: list[HistoryEntry] = []
     manifest_digest: str = ""
     last_tag_time: str = ""
