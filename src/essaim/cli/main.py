@@ -87,3 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     else:  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command}")
     sys.exit(0)
+
+
+if __name__ == "__main__":  # `python -m essaim.cli.main`: the registry image's entrypoint
+    main()

@@ -1,5 +1,5 @@
-"""`essaim registry serve|gc`: run the registry server on a storage root, or collect
-the blobs no manifest references while it is stopped.
+"""`essaim registry serve|gc|image`: run the registry server on a storage root, collect
+the blobs no manifest references while it is stopped, or build it as a container image.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -54,10 +55,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     gc.add_argument("--dry-run", action="store_true", help="only print what would be removed")
 
+    image = commands.add_parser(
+        "image", help="build the registry as a container image in an engine (essaimd or Docker)"
+    )
+    image.add_argument(
+        "-H", "--host", default=os.environ.get("DOCKER_HOST", "unix:///run/essaim/essaim.sock")
+    )
+    image.add_argument("--tag", default="essaim/registry:latest")
+    image.add_argument("--port", type=int, default=5000, help="the port its default command serves")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.registry_command == "serve":
         return _serve(args)
+    if args.registry_command == "image":
+        from essaim.cli.registry_image import build_registry_image
+
+        print(build_registry_image(args.host, args.tag, args.port))
+        return 0
     return _gc(args)
 
 
