@@ -6,8 +6,8 @@ to anonymous clients; login, push and pull go through the Bearer challenge.
 from __future__ import annotations
 
 import base64
-import json
 import datetime
+import json
 import secrets
 import tempfile
 import threading
