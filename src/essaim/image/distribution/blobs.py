@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +33,7 @@ class BlobFetches:
         self._users: dict[str, int] = {}
 
     @contextlib.asynccontextmanager
-    async def exclusive(self, digest: str):  # type: ignore[no-untyped-def]
+    async def exclusive(self, digest: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(digest, asyncio.Lock())
         self._users[digest] = self._users.get(digest, 0) + 1
         try:
