@@ -31,6 +31,9 @@ class NamespacedDaemon(EssaimDaemon):
     netns: str = ""
     extra: list[str] = field(default_factory=list)
 
+    def daemon_env(self) -> dict[str, str]:
+        return {**super().daemon_env(), "NO_PROXY": ADDRESS}
+
     def command(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *super().command(), *self.extra]
 

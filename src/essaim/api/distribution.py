@@ -19,6 +19,7 @@ from essaim.api.router import Router
 from essaim.errors import EssaimError, InvalidParameter
 from essaim.image import reference
 from essaim.image.distribution import credentials, platforms
+from essaim.image.distribution.errors import TransportError
 from essaim.image.distribution.progress import Channel, Emit, Message, error
 from essaim.image.distribution.pull import PullTarget
 from essaim.image.distribution.push import PushTarget
@@ -77,6 +78,10 @@ async def streamed(work: Work) -> AnyResponse:
     return StreamResponse(body())
 
 
+async def _only(message: Message) -> AsyncIterator[bytes]:
+    yield _line(message)
+
+
 class DistributionAPI:
     def __init__(self, service: DistributionService) -> None:
         self.service = service
@@ -102,7 +107,17 @@ class DistributionAPI:
             platform=platforms.parse(platform_text) if platform_text else None,
             credentials=credentials.from_header(req.headers.get("x-registry-auth")),
         )
-        return await streamed(lambda emit: self.service.pull(target, emit))
+        try:
+            return await streamed(lambda emit: self.service.pull(target, emit))
+        except TransportError as exc:
+            # The registry cannot be reached at all (an offline host). The CLI pulls on
+            # any 404 from create (a missing network, say) and then retries: failing
+            # here would hide that real error when the image is already here.
+            local = await self.service.local_image(ref)
+            if local is None:
+                raise
+            note = f"Using the local image {ref.familiar()}: registry unreachable: {exc.message}"
+            return StreamResponse(_only({"status": note}))
 
     async def push(self, req: Request) -> AnyResponse:
         ref = reference.parse(req.params["name"])

@@ -67,10 +67,11 @@ class RegistryClient:
         """Ping `/v2/` on each endpoint in turn; the first that answers is kept with its
         challenge. All failing: the last one's failure, as dockerd reports it."""
         last: Exception | None = None
+        proxied = not await self.hosts.is_loopback(self.domain)
         for endpoint in await self.hosts.endpoints(self.domain):
             http = httpx.AsyncClient(
                 verify=endpoint.verify, timeout=TIMEOUT, follow_redirects=True,
-                headers={"User-Agent": USER_AGENT},
+                headers={"User-Agent": USER_AGENT}, trust_env=proxied,
             )  # fmt: skip
             url = endpoint.base + "/v2/"
             try:

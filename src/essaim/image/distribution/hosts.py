@@ -117,6 +117,18 @@ class RegistryHosts:
             addresses = await _resolve(host)
         return not any(a in n for a in addresses for n in self.networks if a.version == n.version)
 
+    async def is_loopback(self, domain: str) -> bool:
+        """Whether the registry is on this host: Go's HTTP client never sends such
+        requests through the environment's proxy, and neither do we."""
+        if domain == DEFAULT_DOMAIN:
+            return False
+        host = split_host(domain)
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            addresses = await _resolve(host) if host == "localhost" else []
+        return bool(addresses) and all(a.is_loopback for a in addresses)
+
     def api_host(self, domain: str) -> str:
         return DEFAULT_REGISTRY_HOST if domain == DEFAULT_DOMAIN else domain
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from essaim.errors import EssaimError
 from essaim.image import oci
 from essaim.image.distribution import errors, login, manifests
 from essaim.image.distribution.blobs import BlobFetches
@@ -19,6 +20,7 @@ from essaim.image.distribution.push import Pusher, PushTarget
 from essaim.image.distribution.sources import BlobSources
 from essaim.image.reference import Reference
 from essaim.image.service import ImageService
+from essaim.model.image import Image
 from essaim.store.base import Store
 from essaim.store.events import EventBus
 
@@ -28,12 +30,22 @@ class DistributionService:
         self, images: ImageService, store: Store, events: EventBus, hosts: RegistryHosts
     ) -> None:
         self.hosts = hosts
+        self.images = images
         self.sources = BlobSources(store)
         self._puller = Puller(images, hosts, self.sources, BlobFetches())
         self._pusher = Pusher(images, hosts, self.sources, events)
 
     async def pull(self, target: PullTarget, emit: Emit) -> None:
         await self._puller.pull(target, emit)
+
+    async def local_image(self, ref: Reference) -> Image | None:
+        """The local image `ref` names, if any (a name alone means every tag: none)."""
+        if ref.tag is None and ref.digest is None:
+            return None
+        try:
+            return await self.images.get(ref.normalized())
+        except EssaimError:
+            return None
 
     async def push(self, target: PushTarget, emit: Emit) -> None:
         await self._pusher.push(target, emit)
