@@ -26,6 +26,7 @@ from essaim.api.container_stats import ContainerStatsAPI
 from essaim.api.container_update import ContainerUpdateAPI
 from essaim.api.containers import ContainersAPI
 from essaim.api.disk_usage import DiskUsageAPI
+from essaim.api.distribution import DistributionAPI
 from essaim.api.events import EventsAPI
 from essaim.api.exec import ExecAPI
 from essaim.api.image_archives import ImageArchivesAPI
@@ -41,6 +42,9 @@ from essaim.engine.log_rotation import LogRotator
 from essaim.engine.resource_settings import host_cpus
 from essaim.engine.system import backing_filesystem
 from essaim.engine.update import ContainerUpdater
+from essaim.errors import InvalidParameter
+from essaim.image.distribution.hosts import DEFAULT_CERTS_DIR, RegistryHosts
+from essaim.image.distribution.service import DistributionService
 from essaim.image.service import ImageService
 from essaim.runtime.registry import Runtimes
 from essaim.store import SqliteStore
@@ -66,6 +70,8 @@ class DaemonConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     insecure_tcp: bool = False
+    insecure_registries: list[str] = field(default_factory=list)
+    certs_dir: Path = DEFAULT_CERTS_DIR
 
 
 def parse_args(argv: list[str] | None = None) -> DaemonConfig:
@@ -99,6 +105,19 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         action="store_true",
         help="allow tcp:// without TLS (never on a shared network)",
     )
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        dest="insecure_registries",
+        default=[],
+        metavar="HOST[:PORT]|CIDR",
+        help="registry reached without verified TLS (repeatable; loopback always is)",
+    )
+    p.add_argument(
+        "--certs-dir",
+        default=str(DEFAULT_CERTS_DIR),
+        help="registry certificates, <dir>/<host:port>/ca.crt (dockerd: /etc/docker/certs.d)",
+    )
     ns = p.parse_args(argv)
     data_root = Path(ns.data_root).resolve()
     cgroup_parent = ns.cgroup_parent
@@ -119,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         tls_cert=ns.tlscert,
         tls_key=ns.tlskey,
         insecure_tcp=ns.insecure_tcp,
+        insecure_registries=list(ns.insecure_registries),
+        certs_dir=Path(ns.certs_dir),
     )
 
 
@@ -213,6 +234,11 @@ class Daemon:
             events = EventBus()
             images = ImageService(config.data_root, store, events, executor)
             await images.load()
+            try:
+                registries = RegistryHosts(config.insecure_registries, config.certs_dir)
+            except InvalidParameter as exc:
+                raise SystemExit(f"essaimd: {exc.message}") from None
+            distribution = DistributionService(images, store, events, registries)
             volumes = VolumeService(config.data_root, store, events)
             await volumes.load()
             try:
@@ -249,6 +275,7 @@ class Daemon:
                 runtimes=runtimes.paths(),
                 debug=config.log_level == "debug",
                 backing_filesystem=backing_filesystem(config.data_root),
+                registry_config=registries.info_wire(),
             )
             router = Router()
             SystemAPI(facts, containers, images, events).register(router)
@@ -272,7 +299,9 @@ class Daemon:
             ContainerStatsAPI(containers).register(router)
             ExecAPI(containers.execs).register(router)
             DiskUsageAPI(containers, images, volumes).register(router)
-            ImagesAPI(images, containers).register(router)
+            distribution_api = DistributionAPI(distribution)
+            distribution_api.register(router)
+            ImagesAPI(images, containers, distribution_api.pull).register(router)
             ImageArchivesAPI(images, containers).register(router)
             VolumesAPI(volumes).register(router)
             server = Server(EngineApplication(router))

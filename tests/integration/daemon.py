@@ -18,6 +18,8 @@ from pathlib import Path
 import docker
 
 VENV_BIN = Path(sys.executable).parent
+# The discard port: nothing listens there on a test machine.
+OFFLINE_PROXY = "http://127.0.0.1:9"
 
 
 @dataclass
@@ -65,6 +67,17 @@ class EssaimDaemon:
         env.pop("DOCKER_CONTEXT", None)
         return env
 
+    def daemon_env(self) -> dict[str, str]:
+        """essaimd's environment: registry traffic to anywhere but this host goes to a
+        proxy on a closed loopback port, so no test ever reaches (or even resolves) a
+        registry outside."""
+        env = dict(os.environ)
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env[name] = OFFLINE_PROXY
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            env.pop(name, None)
+        return env
+
     def seed_busybox(self) -> None:
         subprocess.run(
             [str(VENV_BIN / "essaim"), "busybox-image", "--data-root", str(self.data_root), "-q"],
@@ -83,8 +96,9 @@ class EssaimDaemon:
         self.exec_root.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL
-        )
+            self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env=self.daemon_env(),
+        )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

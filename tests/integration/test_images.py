@@ -35,15 +35,10 @@ from essaim.model.image import ImageConfig
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
 from tests.integration.daemon import EssaimDaemon, Result
+from tests.integration.docker_registry import DockerRegistry
 
 HEX64 = re.compile(r"sha256:[0-9a-f]{64}")
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
-PULL_DENIED = (
-    "pull access denied for {}, repository does not exist or may require 'docker login': "
-    "denied: requested access to the resource is denied"
-)
-
-
 # -- helpers
 
 
@@ -899,19 +894,27 @@ def test_hostile_archive_never_writes_outside(
 # -- pull
 
 
-def test_pull_of_an_unknown_repository_is_404_with_dockers_text(daemon: EssaimDaemon) -> None:
-    api = daemon.client().api
-    response = api._post(
-        api._url("/images/create"),
-        params={"fromImage": "docker.io/library/nosuch", "tag": "latest"},
-    )
-    assert response.status_code == 404
-    assert response.json() == {"message": PULL_DENIED.format("nosuch")}
-    with pytest.raises(docker.errors.ImageNotFound):
-        api.pull("nosuch", tag="latest")
-    result = daemon.docker("pull", "nosuch")
-    assert result.returncode == 1
-    assert f"Error response from daemon: {PULL_DENIED.format('nosuch')}" in result.stderr
+def test_pull_of_an_unknown_repository_is_404_with_dockers_text(
+    daemon: EssaimDaemon, tmp_path: Path
+) -> None:
+    registry = DockerRegistry(tmp_path / "registry")
+    try:
+        registry.start()
+        unknown = f"{registry.address}/nosuch"
+        text = f"manifest for {unknown}:latest not found: manifest unknown: manifest unknown"
+        api = daemon.client().api
+        response = api._post(
+            api._url("/images/create"), params={"fromImage": unknown, "tag": "latest"}
+        )
+        assert response.status_code == 404
+        assert response.json() == {"message": text}
+        with pytest.raises(docker.errors.NotFound):
+            api.pull(unknown, tag="latest")
+        result = daemon.docker("pull", unknown)
+        assert result.returncode == 1
+        assert f"Error response from daemon: {text}" in result.stderr
+    finally:
+        registry.cleanup()
 
 
 # -- the SDK

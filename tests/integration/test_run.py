@@ -29,10 +29,14 @@ def test_run_separates_stdout_and_stderr(daemon: EssaimDaemon) -> None:
 
 
 def test_run_unknown_image_exits_125_with_dockers_message(daemon: EssaimDaemon) -> None:
-    result = daemon.docker("run", "--rm", "nosuchimage:v1", "true")
+    # A registry on loopback where nothing listens: tests never reach outside this host.
+    result = daemon.docker("run", "--rm", "127.0.0.1:1/nosuchimage:v1", "true")
     assert result.returncode == 125
-    assert "Unable to find image 'nosuchimage:v1' locally" in result.stderr
-    assert "pull access denied for nosuchimage" in result.stderr
+    assert "Unable to find image '127.0.0.1:1/nosuchimage:v1' locally" in result.stderr
+    assert (
+        'Error response from daemon: Get "http://127.0.0.1:1/v2/": '
+        "dial tcp 127.0.0.1:1: connect: connection refused"
+    ) in result.stderr
 
 
 def test_run_unknown_command_exits_127(daemon: EssaimDaemon) -> None:

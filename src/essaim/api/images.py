@@ -1,6 +1,5 @@
 """Image endpoints: list, inspect, history, tag, remove, and `POST /images/create`
-(import from the request body; pulling from a registry comes with the distribution
-client).
+(import from the request body, or a pull handed to the distribution API).
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ import datetime as _dt
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from essaim.api.filters import Filters
@@ -17,7 +16,7 @@ from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, StreamResponse, empty, json_response
 from essaim.api.router import Router
 from essaim.engine.containers import ContainerService
-from essaim.errors import InvalidParameter, NotFound, NotImplementedYet
+from essaim.errors import InvalidParameter, NotImplementedYet
 from essaim.image import oci, reference
 from essaim.image.service import ImageListing, ImageService, ListQuery
 from essaim.model.image import Image, ImageConfig
@@ -176,10 +175,15 @@ def filter_time(value: str, now_nano: int) -> int:
     return int(moment.timestamp()) * 1_000_000_000 + fraction
 
 
+# `POST /images/create?fromImage=`: the request and the image named.
+Pull = Callable[[Request, str], Awaitable[AnyResponse]]
+
+
 class ImagesAPI:
-    def __init__(self, images: ImageService, containers: ContainerService) -> None:
+    def __init__(self, images: ImageService, containers: ContainerService, pull: Pull) -> None:
         self.images = images
         self.containers = containers
+        self.pull = pull
 
     def register(self, router: Router) -> None:
         r = router
@@ -256,7 +260,7 @@ class ImagesAPI:
         if source is not None:
             return await self._import(req, source)
         assert from_image is not None
-        return await self._pull(from_image, req.query.get("tag") or None)
+        return await self.pull(req, from_image)
 
     async def _import(self, req: Request, source: str) -> AnyResponse:
         if source != "-":
@@ -276,31 +280,6 @@ class ImagesAPI:
             req.stream(), repo=repo, tag=tag, changes=changes, message=message
         )
         return StreamResponse(_one_message({"status": image.id}))
-
-    async def _pull(self, name: str, tag: str | None) -> AnyResponse:
-        ref = reference.parse(name)
-        if tag and tag.startswith("sha256:"):
-            wanted = f"{ref.familiar_name()}@{tag}"
-        else:
-            wanted = ref.with_tag(tag).familiar() if tag else ref.with_default_tag().familiar()
-        try:
-            await self.images.get(wanted)
-        except NotFound:
-            # No registry client yet, so no repository is reachable: Docker's words for
-            # what Docker Hub answers about a repository it does not have.
-            raise NotFound(
-                f"pull access denied for {ref.familiar_name()}, repository does not exist or "
-                "may require 'docker login': denied: requested access to the resource is denied"
-            ) from None
-        # Present here: what a pull must leave behind is here. No registry was asked,
-        # and the message says so. The CLI pulls on any 404 from create (a missing
-        # network, say) and then retries: a failure here would hide the real error.
-        return StreamResponse(
-            _one_message(
-                {"status": f"Using the local image {wanted}: pulling from registries is not "
-                 "supported by this engine yet"}
-            )
-        )  # fmt: skip
 
 
 async def _one_message(message: dict[str, Any]) -> AsyncIterator[bytes]:

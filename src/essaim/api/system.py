@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from essaim import API_VERSION, MIN_API_VERSION, __version__
 from essaim.api.request import Request
@@ -43,6 +44,7 @@ class DaemonFacts:
     runtimes: dict[str, str]
     debug: bool
     backing_filesystem: str
+    registry_config: dict[str, Any]
 
 
 class SystemAPI:
@@ -140,8 +142,7 @@ class SystemAPI:
                 "OSType": "linux",
                 "Architecture": host.architecture,
                 "IndexServerAddress": "",
-                "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                                   "IndexConfigs": {}, "Mirrors": []},
+                "RegistryConfig": self.facts.registry_config,
                 "NCPU": host.ncpu,
                 "MemTotal": host.mem_total,
                 "DockerRootDir": str(self.facts.data_root),
