@@ -71,6 +71,7 @@ class DaemonConfig:
     tls_key: str | None = None
     insecure_tcp: bool = False
     insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
     certs_dir: Path = DEFAULT_CERTS_DIR
 
 
@@ -114,6 +115,14 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         help="registry reached without verified TLS (repeatable; loopback always is)",
     )
     p.add_argument(
+        "--registry-mirror",
+        action="append",
+        dest="registry_mirrors",
+        default=[],
+        metavar="URL",
+        help="a mirror of the default registry, tried first for its images (repeatable)",
+    )
+    p.add_argument(
         "--certs-dir",
         default=str(DEFAULT_CERTS_DIR),
         help="registry certificates, <dir>/<host:port>/ca.crt (dockerd: /etc/docker/certs.d)",
@@ -139,6 +148,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         tls_key=ns.tlskey,
         insecure_tcp=ns.insecure_tcp,
         insecure_registries=list(ns.insecure_registries),
+        registry_mirrors=list(ns.registry_mirrors),
         certs_dir=Path(ns.certs_dir),
     )
 
@@ -235,7 +245,9 @@ class Daemon:
             images = ImageService(config.data_root, store, events, executor)
             await images.load()
             try:
-                registries = RegistryHosts(config.insecure_registries, config.certs_dir)
+                registries = RegistryHosts(
+                    config.insecure_registries, config.certs_dir, config.registry_mirrors
+                )
             except InvalidParameter as exc:
                 raise SystemExit(f"essaimd: {exc.message}") from None
             distribution = DistributionService(images, store, events, registries)

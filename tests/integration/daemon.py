@@ -35,6 +35,7 @@ class EssaimDaemon:
     tag: str = field(default_factory=lambda: secrets.token_hex(4))
     proc: subprocess.Popen[bytes] | None = None
     log_level: str = "debug"
+    extra: list[str] = field(default_factory=list)  # more essaimd flags
 
     @property
     def data_root(self) -> Path:
@@ -89,6 +90,7 @@ class EssaimDaemon:
             str(VENV_BIN / "essaimd"), "-H", self.host,
             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
             "--cgroup-parent", self.cgroup_parent, "--log-level", self.log_level,
+            *self.extra,
         ]  # fmt: skip
 
     def start(self) -> None:

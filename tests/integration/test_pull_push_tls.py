@@ -10,7 +10,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,13 +29,12 @@ ADDRESS = "192.0.2.10"
 @dataclass
 class NamespacedDaemon(EssaimDaemon):
     netns: str = ""
-    extra: list[str] = field(default_factory=list)
 
     def daemon_env(self) -> dict[str, str]:
         return {**super().daemon_env(), "NO_PROXY": ADDRESS}
 
     def command(self) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *super().command(), *self.extra]
+        return ["ip", "netns", "exec", self.netns, *super().command()]
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from essaim.errors import InvalidParameter, NotFound
-from essaim.image.distribution import challenge, credentials, errors, platforms, progress
+from essaim.image.distribution import challenge, credentials, errors, hosts, platforms, progress
 from essaim.image.distribution.hosts import RegistryHosts
 from essaim.image.distribution.login import registry_domain
 from essaim.image.distribution.push import docker_manifest
 from essaim.image.oci import DOCKER_LAYER_GZIP, DOCKER_MANIFEST, Descriptor
+from essaim.image.reference import DEFAULT_DOMAIN
 
 
 def test_bearer_challenge_with_quoted_commas_and_a_second_scheme() -> None:
@@ -145,3 +146,26 @@ def test_docker_manifest_is_schema2_with_distributions_layout() -> None:
         "digest": "sha256:" + "a" * 64,
     }
     assert list(doc["layers"][0]) == ["mediaType", "size", "digest"]
+
+
+def test_mirrors_are_urls_without_a_path() -> None:
+    assert hosts.parse_mirror("http://127.0.0.1:5000/") == "http://127.0.0.1:5000"
+    for bad in ("127.0.0.1:5000", "ftp://mirror.test", "https://mirror.test/v2/"):
+        with pytest.raises(InvalidParameter, match="invalid mirror"):
+            hosts.parse_mirror(bad)
+
+
+def test_the_default_registry_is_tried_through_its_mirrors_first() -> None:
+    registries = hosts.RegistryHosts(mirrors=["http://127.0.0.1:5000", "https://127.0.0.2:5001"])
+    endpoints = asyncio.run(registries.endpoints(DEFAULT_DOMAIN))
+    assert [e.base for e in endpoints] == [
+        "http://127.0.0.1:5000",
+        "https://127.0.0.2:5001",
+        f"https://{DEFAULT_DOMAIN}",
+    ]
+    # Loopback is insecure for mirrors too; the default registry's own is verified.
+    assert [e.secure for e in endpoints] == [False, False, True]
+    assert registries.info_wire()["Mirrors"] == [
+        "http://127.0.0.1:5000/",
+        "https://127.0.0.2:5001/",
+    ]

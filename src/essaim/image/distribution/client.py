@@ -67,8 +67,9 @@ class RegistryClient:
         """Ping `/v2/` on each endpoint in turn; the first that answers is kept with its
         challenge. All failing: the last one's failure, as dockerd reports it."""
         last: Exception | None = None
-        proxied = not await self.hosts.is_loopback(self.domain)
         for endpoint in await self.hosts.endpoints(self.domain):
+            # Per endpoint: a mirror of the default registry may be on this host.
+            proxied = not await self.hosts.is_loopback(endpoint.base.partition("://")[2])
             http = httpx.AsyncClient(
                 verify=endpoint.verify, timeout=TIMEOUT, follow_redirects=True,
                 headers={"User-Agent": USER_AGENT}, trust_env=proxied,

@@ -22,8 +22,6 @@ from essaim.image.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
 # needs no certificate.
 LOOPBACK_CIDRS = ("::1/128", "127.0.0.0/8")
 DEFAULT_CERTS_DIR = Path("/etc/essaim/certs.d")
-# The default registry answers the API under its own host name, not under the index's.
-DEFAULT_REGISTRY_HOST = "registry-1." + DEFAULT_DOMAIN
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,6 +47,20 @@ def split_host(host: str) -> str:
     if host.count(":") == 1:
         return host.split(":", 1)[0]
     return host
+
+
+def parse_mirror(raw: str) -> str:
+    """A `--registry-mirror` URL as dockerd takes it: http or https, a host, no path;
+    returned without its trailing slash."""
+    url = raw.rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise InvalidParameter(f"invalid mirror: unsupported scheme {scheme!r} in {raw!r}")
+    if not rest or "/" in rest:
+        raise InvalidParameter(
+            f"invalid mirror: path, query, or fragment at end of the URI {raw!r}"
+        )
+    return url
 
 
 def _parse_insecure(entries: list[str]) -> tuple[list[Network], list[str]]:
@@ -84,9 +96,15 @@ def _parse_insecure(entries: list[str]) -> tuple[list[Network], list[str]]:
 class RegistryHosts:
     """The daemon's registry settings (`--insecure-registry`, the certs directory)."""
 
-    def __init__(self, insecure: list[str] | None = None, certs_dir: Path = DEFAULT_CERTS_DIR):
+    def __init__(
+        self,
+        insecure: list[str] | None = None,
+        certs_dir: Path = DEFAULT_CERTS_DIR,
+        mirrors: list[str] | None = None,
+    ):
         self.networks, self.insecure_names = _parse_insecure(list(insecure or []))
         self.certs_dir = certs_dir
+        self.mirrors = [parse_mirror(m) for m in mirrors or []]
 
     def info_wire(self) -> dict[str, Any]:
         """`RegistryConfig` of `GET /info`, as dockerd shows it."""
@@ -94,13 +112,14 @@ class RegistryHosts:
             name: {"Name": name, "Mirrors": [], "Secure": False, "Official": False}
             for name in self.insecure_names
         }
+        mirrors = [m + "/" for m in self.mirrors]
         indexes[DEFAULT_DOMAIN] = {
-            "Name": DEFAULT_DOMAIN, "Mirrors": [], "Secure": True, "Official": True,
+            "Name": DEFAULT_DOMAIN, "Mirrors": mirrors, "Secure": True, "Official": True,
         }  # fmt: skip
         return {
             "InsecureRegistryCIDRs": [str(n) for n in self.networks],
             "IndexConfigs": indexes,
-            "Mirrors": [],
+            "Mirrors": mirrors,
         }
 
     async def is_secure(self, domain: str) -> bool:
@@ -129,14 +148,26 @@ class RegistryHosts:
             addresses = await _resolve(host) if host == "localhost" else []
         return bool(addresses) and all(a.is_loopback for a in addresses)
 
-    def api_host(self, domain: str) -> str:
-        return DEFAULT_REGISTRY_HOST if domain == DEFAULT_DOMAIN else domain
-
     async def endpoints(self, domain: str) -> list[Endpoint]:
-        host = self.api_host(domain)
+        """Where to reach `domain`'s registry API, in order. The default registry is
+        reached through the `--registry-mirror`s first (dockerd's order); the daemon
+        knows no other address for it than its domain: configure a mirror to serve it."""
+        host = domain
+        if domain == DEFAULT_DOMAIN:
+            mirrors = [await self._mirror_endpoint(m) for m in self.mirrors]
+            return [*mirrors, Endpoint(f"https://{host}", await self._tls(host))]
         if await self.is_secure(domain):
             return [Endpoint(f"https://{host}", await asyncio.to_thread(self.tls_context, host))]
         return [Endpoint(f"https://{host}", False), Endpoint(f"http://{host}", False)]
+
+    async def _tls(self, host: str) -> ssl.SSLContext:
+        return await asyncio.to_thread(self.tls_context, host)
+
+    async def _mirror_endpoint(self, mirror: str) -> Endpoint:
+        scheme, _, host = mirror.partition("://")
+        if scheme == "http" or not await self.is_secure(host):
+            return Endpoint(mirror, False)
+        return Endpoint(mirror, await self._tls(host))
 
     def tls_context(self, host: str) -> ssl.SSLContext:
         """System CAs plus `<certs dir>/<host>/*.crt`; a `*.cert`/`*.key` pair there is

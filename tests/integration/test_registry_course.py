@@ -1,0 +1,184 @@
+"""The course's private registry, end to end with the real docker CLI: `essaim registry`
+on loopback (open, Basic auth, token auth), push, rmi, pull back the same image; the
+same through Debian's docker-registry; skopeo reads what the CLI pushed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.daemon import EssaimDaemon
+from tests.integration.registries import (
+    DockerRegistry,
+    RegistryProcess,
+    make_certificate,
+    running,
+    sha256,
+    skopeo,
+    write_htpasswd,
+)
+
+pytestmark = pytest.mark.integration
+
+_PUSHED = re.compile(r"^(\S+): digest: (sha256:[0-9a-f]{64}) size: (\d+)$", re.MULTILINE)
+
+
+def ok(result: object) -> str:
+    assert getattr(result, "returncode", 1) == 0, result
+    return str(getattr(result, "stdout", ""))
+
+
+def image_id(daemon: EssaimDaemon, ref: str) -> str:
+    return ok(daemon.docker("image", "inspect", "-f", "{{.Id}}", ref)).strip()
+
+
+def repo_digests(daemon: EssaimDaemon, ref: str) -> list[str]:
+    out = ok(daemon.docker("image", "inspect", "-f", "{{json .RepoDigests}}", ref))
+    return list(json.loads(out))
+
+
+def push_rmi_pull(daemon: EssaimDaemon, ref: str) -> tuple[str, str]:
+    """Push `ref`, remove it, pull it back: (image id, manifest digest), checked equal
+    on both sides."""
+    before = image_id(daemon, ref)
+    pushed = ok(daemon.docker("push", ref))
+    match = _PUSHED.search(pushed)
+    assert match is not None, pushed
+    digest = match.group(2)
+    repo = ref.rsplit(":", 1)[0]
+    assert f"{repo}@{digest}" in repo_digests(daemon, ref)
+    ok(daemon.docker("rmi", ref))
+    assert daemon.docker("image", "inspect", ref).returncode != 0
+    pulled = ok(daemon.docker("pull", ref))
+    assert f"Digest: {digest}" in pulled
+    assert f"Status: Downloaded newer image for {ref}" in pulled
+    assert image_id(daemon, ref) == before
+    assert f"{repo}@{digest}" in repo_digests(daemon, ref)
+    return before, digest
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    with running(RegistryProcess(tmp_path_factory.mktemp("course") / "root")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def layered(daemon: EssaimDaemon) -> str:
+    """A two-layer image made by commit on busybox, with a file of its own."""
+    name = "course-layered-src"
+    script = "echo course > /greeting; mkdir -p /srv; seq 1 5000 > /srv/numbers"
+    ok(daemon.docker("run", "--name", name, "busybox", "sh", "-c", script))
+    ok(daemon.docker("commit", "-c", 'CMD ["cat", "/greeting"]', name, "course/layered:1"))
+    ok(daemon.docker("rm", name))
+    return "course/layered:1"
+
+
+def test_push_rmi_pull_gives_back_the_same_image(
+    daemon: EssaimDaemon, registry: RegistryProcess
+) -> None:
+    ref = f"{registry.addr}/course/bb:v1"
+    ok(daemon.docker("tag", "busybox", ref))
+    push_rmi_pull(daemon, ref)
+    assert ok(daemon.docker("run", "--rm", ref, "echo", "pulled")) == "pulled\n"
+
+
+def test_a_committed_image_goes_round_and_runs(
+    daemon: EssaimDaemon, registry: RegistryProcess, layered: str
+) -> None:
+    ref = f"{registry.addr}/course/layered:1"
+    ok(daemon.docker("tag", layered, ref))
+    push_rmi_pull(daemon, ref)
+    assert ok(daemon.docker("run", "--rm", ref)) == "course\n"
+    assert ok(daemon.docker("run", "--rm", ref, "wc", "-l", "/srv/numbers")).split()[0] == "5000"
+    # A second push finds every layer there already.
+    again = ok(daemon.docker("push", ref))
+    assert "Layer already exists" in again
+
+
+def test_skopeo_reads_what_the_cli_pushed(
+    daemon: EssaimDaemon, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    ref = f"{registry.addr}/course/bb:skopeo"
+    ok(daemon.docker("tag", "busybox", ref))
+    ok(daemon.docker("push", ref))
+    inspected = skopeo("inspect", "--tls-verify=false", f"docker://{ref}")
+    assert inspected.returncode == 0, inspected.stderr
+    digest = json.loads(inspected.stdout)["Digest"]
+    assert repo_digests(daemon, ref) == [f"{ref.rsplit(':', 1)[0]}@{digest}"]
+    # A `dir:` copy keeps the manifest's bytes: they hash to the digest the CLI printed.
+    copied = skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"dir:{tmp_path}/out")
+    assert copied.returncode == 0, copied.stderr
+    assert sha256((tmp_path / "out" / "manifest.json").read_bytes()) == digest
+
+
+def test_basic_auth_refuses_a_wrong_password_and_serves_the_right_one(
+    daemon: EssaimDaemon, tmp_path: Path
+) -> None:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"student": "s3cret"})
+    reg = RegistryProcess(tmp_path / "root", args=["--htpasswd", str(htpasswd)])
+    with running(reg):
+        ref = f"{reg.addr}/course/private:1"
+        ok(daemon.docker("tag", "busybox", ref))
+        denied = daemon.docker("push", ref)
+        assert denied.returncode != 0
+        assert "no basic auth credentials" in denied.stderr or "unauthorized" in denied.stderr
+        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.addr)
+        assert wrong.returncode != 0
+        assert "401 Unauthorized" in wrong.stderr or "unauthorized" in wrong.stderr
+        assert "Login Succeeded" in ok(
+            daemon.docker("login", "-u", "student", "--password-stdin", reg.addr, input="s3cret")
+        )
+        push_rmi_pull(daemon, ref)
+        ok(daemon.docker("logout", reg.addr))
+
+
+def test_token_auth_through_our_own_token_server(daemon: EssaimDaemon, tmp_path: Path) -> None:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"student": "s3cret"})
+    cert, key = make_certificate(tmp_path, "token-issuer")
+    reg = RegistryProcess(
+        tmp_path / "root",
+        args=["--htpasswd", str(htpasswd), "--token-key", str(key), "--token-cert", str(cert)],
+    )
+    with running(reg):
+        ref = f"{reg.addr}/course/tokened:1"
+        ok(daemon.docker("tag", "busybox", ref))
+        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.addr)
+        assert wrong.returncode != 0
+        ok(daemon.docker("login", "-u", "student", "--password-stdin", reg.addr, input="s3cret"))
+        push_rmi_pull(daemon, ref)
+        ok(daemon.docker("logout", reg.addr))
+
+
+def test_the_same_round_trip_through_docker_registry(
+    daemon: EssaimDaemon, tmp_path: Path, layered: str
+) -> None:
+    with running(DockerRegistry(tmp_path / "root")) as reg:
+        ref = f"{reg.addr}/course/layered:ref"
+        ok(daemon.docker("tag", layered, ref))
+        push_rmi_pull(daemon, ref)
+        assert ok(daemon.docker("run", "--rm", ref)) == "course\n"
+
+
+def test_default_registry_names_are_pulled_through_a_mirror(
+    own_daemon: EssaimDaemon, registry: RegistryProcess
+) -> None:
+    """`docker pull course-mirrored:1` means docker.io/library/course-mirrored: with a
+    `--registry-mirror` on loopback, that is where it comes from (nothing else is asked)."""
+    d = own_daemon
+    mirrored = f"{registry.addr}/library/course-mirrored:1"
+    ok(d.docker("tag", "busybox", mirrored))
+    ok(d.docker("push", mirrored))
+    ok(d.docker("rmi", mirrored))
+    d.stop()
+    d.extra.extend(["--registry-mirror", registry.url])
+    d.start()
+    mirrors = d.client().info()["RegistryConfig"]["Mirrors"]
+    assert mirrors == [registry.url + "/"]
+    pulled = ok(d.docker("pull", "course-mirrored:1"))
+    assert "Status: Downloaded newer image for course-mirrored:1" in pulled
+    assert ok(d.docker("run", "--rm", "course-mirrored:1", "echo", "mirrored")) == "mirrored\n"
