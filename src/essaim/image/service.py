@@ -181,6 +181,15 @@ class ImageService:
             await self._records.set_refs(image.id, [target])
         return target
 
+    async def add_references(self, image_id: str, refs: Sequence[Reference]) -> None:
+        """Point `refs` (tags or repo@digest) at the image `image_id`; NotFound if it
+        went meanwhile. Push uses it to record where an image now is."""
+        await self.load()
+        async with self._lock:
+            if image_id not in self._index:
+                raise NotFound(f"No such image: {image_id}")
+            await self._records.set_refs(image_id, refs)
+
     # -- removal
 
     async def remove(

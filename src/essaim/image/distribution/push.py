@@ -248,10 +248,8 @@ class Pusher:
         await loop.run_in_executor(None, content.write, plan.manifest, digest)
         await self.sources.record(plan.config.digest, repository=ref.name)
         by_digest = Reference(ref.domain, ref.path, None, digest)
-        await self.images.add_from_content(
-            image.id, [layer.blob for layer in plan.layers], manifest_digest=digest,
-            refs=[by_digest],
-        )  # fmt: skip
+        # The pushed manifest describes this very image: only the name is new.
+        await self.images.add_references(image.id, [by_digest])
         attributes = dict(image.config.labels)
         attributes["name"] = ref.familiar()
         self.events.publish("image", "push", ref.familiar(), attributes)
