@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import zstandard
 
 from tests.integration.conftest import new_root, running
 from tests.integration.daemon import EssaimDaemon, Result
-from tests.integration.docker_registry import REGISTRY, DockerRegistry, ThrottledProxy
+from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, ThrottledProxy
 
-pytestmark = pytest.mark.skipif(not REGISTRY.exists(), reason="needs docker-registry")
+pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,13 +33,9 @@ def ok(result: Result) -> str:
 
 
 @pytest.fixture(scope="module")
-def registry() -> Iterator[DockerRegistry]:
-    reg = DockerRegistry(Path(tempfile.mkdtemp(prefix="es-distribution-reg-", dir="/tmp")))
-    try:
-        reg.start()
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    with DockerRegistry(tmp_path_factory.mktemp("es-distribution-reg") / "root") as reg:
         yield reg
-    finally:
-        reg.cleanup()
 
 
 def inspect(daemon: EssaimDaemon, ref: str) -> dict[str, object]:
@@ -340,16 +335,10 @@ def test_info_shows_the_registry_config(daemon: EssaimDaemon) -> None:
 
 
 @pytest.fixture(scope="module")
-def locked_registry() -> Iterator[DockerRegistry]:
-    reg = DockerRegistry(
-        Path(tempfile.mkdtemp(prefix="es-distribution-auth-", dir="/tmp")),
-        users={"alice": "s3cret"},
-    )
-    try:
-        reg.start()
+def locked_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    root = tmp_path_factory.mktemp("es-distribution-auth") / "root"
+    with DockerRegistry(root, users={"alice": "s3cret"}) as reg:
         yield reg
-    finally:
-        reg.cleanup()
 
 
 def test_basic_auth_login_push_pull(daemon: EssaimDaemon, locked_registry: DockerRegistry) -> None:

@@ -17,9 +17,9 @@ import pytest
 
 from tests.integration.conftest import new_root, running
 from tests.integration.daemon import EssaimDaemon
-from tests.integration.docker_registry import REGISTRY, DockerRegistry, SelfSignedCA
+from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, make_certificate
 
-pytestmark = pytest.mark.skipif(not REGISTRY.exists(), reason="needs docker-registry")
+pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
 # A documentation address (TEST-NET-1), only ever on the loopback device of the test's
 # own network namespace: no traffic leaves this host.
@@ -52,15 +52,15 @@ def netns() -> Iterator[str]:
 def test_tls_needs_the_ca_and_plain_http_needs_insecure_registry(
     netns: str, tmp_path: Path
 ) -> None:
-    ca = SelfSignedCA(tmp_path / "ca", [ADDRESS])
-    secure = DockerRegistry(tmp_path / "tls", host=ADDRESS, tls=ca, netns=netns, port=5000)
+    # A CA, and the registry's own certificate that it signed.
+    ca = make_certificate(tmp_path / "ca", "essaim test CA", ec_key=True, hosts=())
+    served = make_certificate(tmp_path / "ca", "server", ec_key=True, hosts=(ADDRESS,), issuer=ca)
+    secure = DockerRegistry(tmp_path / "tls", host=ADDRESS, tls=served, netns=netns, port=5000)
     plain = DockerRegistry(tmp_path / "plain", host=ADDRESS, netns=netns, port=5001)
     certs = tmp_path / "certs.d"
     certs.mkdir()
     daemon = NamespacedDaemon(new_root(), netns=netns, extra=["--certs-dir", str(certs)])
-    try:
-        secure.start()
-        plain.start()
+    with secure, plain:
         for d in running(daemon):
             ref = f"{secure.address}/bb:v1"
             assert d.docker("tag", "busybox", ref).returncode == 0
@@ -71,7 +71,7 @@ def test_tls_needs_the_ca_and_plain_http_needs_insecure_registry(
                 in untrusted.stderr
             )
             (certs / secure.address).mkdir()
-            shutil.copy(ca.ca_cert, certs / secure.address / "ca.crt")
+            shutil.copy(ca[0], certs / secure.address / "ca.crt")
             pushed = d.docker("push", ref)
             assert pushed.returncode == 0, pushed.stderr
             assert d.docker("rmi", ref).returncode == 0
@@ -91,6 +91,3 @@ def test_tls_needs_the_ca_and_plain_http_needs_insecure_registry(
             assert allowed.returncode == 0, allowed.stderr
             info = d.client().info()["RegistryConfig"]["IndexConfigs"]
             assert info[plain.address]["Secure"] is False
-    finally:
-        secure.cleanup()
-        plain.cleanup()
