@@ -20,7 +20,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.integration.daemon import EssaimDaemon, Result
+from tests.integration.daemon import EssaimDaemon, fails, ok
 from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, make_certificate
 
 pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
@@ -106,26 +106,21 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerR
         server.close()
 
 
-def ok(result: Result) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_bearer_token_flow_login_push_pull(
     daemon: EssaimDaemon, token_registry: DockerRegistry
 ) -> None:
     address = token_registry.address
     ref = f"{address}/tok:v1"
     ok(daemon.docker("tag", "busybox", ref))
-    denied = daemon.docker("pull", f"{address}/tok:v1")
-    assert denied.returncode == 1
-    assert (
+    fails(
+        daemon.docker("pull", f"{address}/tok:v1"),
         f"pull access denied for {address}/tok, repository does not exist or may require "
-        "'docker login'"
-    ) in denied.stderr
-    wrong = daemon.docker("login", "-u", USER, "--password-stdin", address, input="nope\n")
-    assert wrong.returncode == 1
-    assert "invalid username or password" in wrong.stderr
+        "'docker login'",
+    )
+    fails(
+        daemon.docker("login", "-u", USER, "--password-stdin", address, input="nope\n"),
+        "invalid username or password",
+    )
     login = daemon.docker("login", "-u", USER, "--password-stdin", address, input=PASSWORD + "\n")
     assert "Login Succeeded" in login.stdout, login.stderr
     ok(daemon.docker("push", ref))

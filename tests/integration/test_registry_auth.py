@@ -42,33 +42,33 @@ def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path, *args: str
+) -> Iterator[EssaimRegistry]:
+    """An essaim registry of the module's, checking passwords against the module's
+    htpasswd, with more flags in `args`."""
+    root = tmp_path_factory.mktemp("es-registry-auth") / "root"
+    with EssaimRegistry(root, ["--htpasswd", str(secrets_dir / "htpasswd"), *args]) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def basic_registry(
     tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path
 ) -> Iterator[EssaimRegistry]:
-    server = EssaimRegistry(
-        tmp_path_factory.mktemp("es-basic") / "root",
-        ["--htpasswd", str(secrets_dir / "htpasswd"), "--realm", "essaim test"],
-    )
-    with server:
-        yield server
+    yield from serving(tmp_path_factory, secrets_dir, "--realm", "essaim test")
 
 
 @pytest.fixture(scope="module")
 def token_registry(
     tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path
 ) -> Iterator[EssaimRegistry]:
-    server = EssaimRegistry(
-        tmp_path_factory.mktemp("es-token") / "root",
-        [
-            "--htpasswd", str(secrets_dir / "htpasswd"),
-            "--token-cert", str(secrets_dir / "token.crt"),
-            "--token-key", str(secrets_dir / "token.key"),
-            "--token-service", "essaim-test", "--token-issuer", "essaim-test-issuer",
-        ],
+    yield from serving(
+        tmp_path_factory, secrets_dir,
+        "--token-cert", str(secrets_dir / "token.crt"),
+        "--token-key", str(secrets_dir / "token.key"),
+        "--token-service", "essaim-test", "--token-issuer", "essaim-test-issuer",
     )  # fmt: skip
-    with server:
-        yield server
 
 
 def test_basic_auth_challenges_refuses_and_admits(basic_registry: EssaimRegistry) -> None:
