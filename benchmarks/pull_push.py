@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import DOCKER_SOCKET, benchmark_daemon
-from tests.integration.docker_registry import DockerRegistry
+from tests.integration.registries import DockerRegistry
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -43,49 +43,44 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with benchmark_daemon() as (root, daemon):
-        registry = DockerRegistry(root / "registry")
-        registry.start()
-        try:
-            ref = f"{registry.address}/bench:v1"
-            size = args.mb * 1_000_000
-            make = f"head -c {size} /dev/urandom > /data"
-            for argv in (["run", "--name", "big", "busybox", "sh", "-c", make],
-                         ["commit", "big", ref], ["rm", "big"]):  # fmt: skip
-                if daemon.docker(*argv, timeout=600).returncode != 0:
-                    raise SystemExit(f"docker {argv[0]} failed")
-            megabytes = size / 1e6
-            env = daemon.env()
-            # The first push gzips the layer into the content store (dockerd compresses
-            # on every push); later pushes of the same image find the registry has it.
-            first_push = timed(["docker", "push", ref], env)
-            print(f"{'essaim push (gzip + upload)':<34} {first_push:6.2f} s  "
-                  f"{megabytes / first_push:7.1f} MB/s")  # fmt: skip
-            pulls: list[float] = []
+    with benchmark_daemon() as (root, daemon), DockerRegistry(root / "registry") as registry:
+        ref = f"{registry.address}/bench:v1"
+        size = args.mb * 1_000_000
+        make = f"head -c {size} /dev/urandom > /data"
+        for argv in (["run", "--name", "big", "busybox", "sh", "-c", make],
+                     ["commit", "big", ref], ["rm", "big"]):  # fmt: skip
+            if daemon.docker(*argv, timeout=600).returncode != 0:
+                raise SystemExit(f"docker {argv[0]} failed")
+        megabytes = size / 1e6
+        env = daemon.env()
+        # The first push gzips the layer into the content store (dockerd compresses
+        # on every push); later pushes of the same image find the registry has it.
+        first_push = timed(["docker", "push", ref], env)
+        print(f"{'essaim push (gzip + upload)':<34} {first_push:6.2f} s  "
+              f"{megabytes / first_push:7.1f} MB/s")  # fmt: skip
+        pulls: list[float] = []
+        for _ in range(args.runs):
+            daemon.docker("rmi", ref)
+            daemon.stop()  # the start-up sweep drops the blobs no image uses
+            daemon.start()
+            pulls.append(timed(["docker", "pull", ref], env))
+        base = line("essaim pull (docker CLI)", pulls, megabytes, None)
+        skopeo: list[float] = []
+        for i in range(args.runs):
+            target = root / f"oci-{i}"
+            copy = ["skopeo", "copy", "--src-tls-verify=false"]
+            skopeo.append(timed([*copy, f"docker://{ref}", f"oci:{target}:bench"]))
+            shutil.rmtree(target, ignore_errors=True)
+        line("skopeo copy docker:// -> oci:", skopeo, megabytes, base)
+        if shutil.which("docker") and DOCKER_SOCKET.exists():
+            host = ["docker", "-H", f"unix://{DOCKER_SOCKET}"]
+            docker_pulls = []
             for _ in range(args.runs):
-                daemon.docker("rmi", ref)
-                daemon.stop()  # the start-up sweep drops the blobs no image uses
-                daemon.start()
-                pulls.append(timed(["docker", "pull", ref], env))
-            base = line("essaim pull (docker CLI)", pulls, megabytes, None)
-            skopeo: list[float] = []
-            for i in range(args.runs):
-                target = root / f"oci-{i}"
-                copy = ["skopeo", "copy", "--src-tls-verify=false"]
-                skopeo.append(timed([*copy, f"docker://{ref}", f"oci:{target}:bench"]))
-                shutil.rmtree(target, ignore_errors=True)
-            line("skopeo copy docker:// -> oci:", skopeo, megabytes, base)
-            if shutil.which("docker") and DOCKER_SOCKET.exists():
-                host = ["docker", "-H", f"unix://{DOCKER_SOCKET}"]
-                docker_pulls = []
-                for _ in range(args.runs):
-                    subprocess.run([*host, "rmi", ref], capture_output=True, check=False)
-                    docker_pulls.append(timed([*host, "pull", ref]))
-                line("docker (dockerd) pull", docker_pulls, megabytes, base)
-            else:
-                print(f"{'docker (dockerd) pull:':<34} not installed here")
-        finally:
-            registry.cleanup()
+                subprocess.run([*host, "rmi", ref], capture_output=True, check=False)
+                docker_pulls.append(timed([*host, "pull", ref]))
+            line("docker (dockerd) pull", docker_pulls, megabytes, base)
+        else:
+            print(f"{'docker (dockerd) pull:':<34} not installed here")
 
 
 if __name__ == "__main__":

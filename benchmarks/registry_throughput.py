@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import timed
-from tests.integration.registries import DockerRegistry, RegistryProcess, remove, running
+from tests.integration.registries import DockerRegistry, EssaimRegistry, remove
 
 PIECE = 1 << 20
 
@@ -76,9 +76,9 @@ def main() -> None:
     total_mb = size * args.layers / (1 << 20)
     scratch = Path(tempfile.mkdtemp(prefix="es-bench-registry-", dir="/tmp"))
     try:
-        essaim = RegistryProcess(scratch / "essaim", ["--log-level", "warning"])
+        essaim = EssaimRegistry(scratch / "essaim", ["--log-level", "warning"])
         reference = DockerRegistry(scratch / "distribution")
-        with running(essaim), running(reference):
+        with essaim, reference:
             clients = {
                 "essaim registry": httpx.Client(base_url=essaim.url, timeout=120),
                 "docker-registry": httpx.Client(base_url=reference.url, timeout=120),

@@ -29,6 +29,19 @@ class Result:
     stderr: str
 
 
+def ok(result: Result) -> str:
+    """What a command that must succeed wrote to stdout."""
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fails(result: Result, *messages: str, code: int = 1) -> None:
+    """A command that must fail with `code`, each of `messages` in what it wrote to stderr."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    for message in messages:
+        assert message in result.stderr, result.stderr
+
+
 @dataclass
 class EssaimDaemon:
     root: Path

@@ -33,6 +33,7 @@ from tests.integration.test_images import (
     unique_layer,
     write_tar,
 )
+from tests.tarballs import members
 
 
 def sha(data: bytes) -> str:
@@ -87,15 +88,6 @@ def archive_of_layer(layer: bytes, tag: str, *, stored: bytes | None = None) -> 
             "manifest.json": json.dumps(manifest).encode(),
         }
     )
-
-
-def members(archive: bytes) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for item in tar:
-            data = tar.extractfile(item)
-            out[item.name] = data.read() if data is not None else None
-    return out
 
 
 def json_member(archive: dict[str, bytes | None], name: str) -> Any:

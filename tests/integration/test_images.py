@@ -35,7 +35,7 @@ from essaim.model.image import ImageConfig
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
 from tests.integration.daemon import EssaimDaemon, Result
-from tests.integration.docker_registry import DockerRegistry
+from tests.integration.registries import DockerRegistry
 
 HEX64 = re.compile(r"sha256:[0-9a-f]{64}")
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
@@ -897,9 +897,7 @@ def test_hostile_archive_never_writes_outside(
 def test_pull_of_an_unknown_repository_is_404_with_dockers_text(
     daemon: EssaimDaemon, tmp_path: Path
 ) -> None:
-    registry = DockerRegistry(tmp_path / "registry")
-    try:
-        registry.start()
+    with DockerRegistry(tmp_path / "registry") as registry:
         unknown = f"{registry.address}/nosuch"
         text = f"manifest for {unknown}:latest not found: manifest unknown: manifest unknown"
         api = daemon.client().api
@@ -913,8 +911,6 @@ def test_pull_of_an_unknown_repository_is_404_with_dockers_text(
         result = daemon.docker("pull", unknown)
         assert result.returncode == 1
         assert f"Error response from daemon: {text}" in result.stderr
-    finally:
-        registry.cleanup()
 
 
 # -- the SDK

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,29 +17,21 @@ import pytest
 import zstandard
 
 from tests.integration.conftest import new_root, running
-from tests.integration.daemon import EssaimDaemon, Result
-from tests.integration.docker_registry import REGISTRY, DockerRegistry, ThrottledProxy
+from tests.integration.daemon import EssaimDaemon, fails, ok
+from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, ThrottledProxy
 
-pytestmark = pytest.mark.skipif(not REGISTRY.exists(), reason="needs docker-registry")
+pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def ok(result: Result) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
-def registry() -> Iterator[DockerRegistry]:
-    reg = DockerRegistry(Path(tempfile.mkdtemp(prefix="es-distribution-reg-", dir="/tmp")))
-    try:
-        reg.start()
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    with DockerRegistry(tmp_path_factory.mktemp("es-distribution-reg") / "root") as reg:
         yield reg
-    finally:
-        reg.cleanup()
 
 
 def inspect(daemon: EssaimDaemon, ref: str) -> dict[str, object]:
@@ -145,31 +136,29 @@ def test_push_every_tag_and_unknown_tags(daemon: EssaimDaemon, registry: DockerR
     listed = httpx.get(f"{registry.url}/v2/alltags/tags/list").json()
     assert sorted(listed["tags"]) == ["x", "y"]
     missing = daemon.docker("push", f"{registry.address}/nothere:v1")
-    assert missing.returncode == 1
+    fails(missing, f"An image does not exist locally with the tag: {registry.address}/nothere")
     assert f"The push refers to repository [{registry.address}/nothere]" in missing.stdout
-    assert (
-        f"An image does not exist locally with the tag: {registry.address}/nothere"
-        in missing.stderr
-    )
 
 
 def test_pull_errors_use_dockers_words(daemon: EssaimDaemon, registry: DockerRegistry) -> None:
-    result = daemon.docker("pull", f"{registry.address}/bb:nope")
-    assert result.returncode == 1
-    assert (
+    fails(
+        daemon.docker("pull", f"{registry.address}/bb:nope"),
         f"Error response from daemon: manifest for {registry.address}/bb:nope not found: "
-        "manifest unknown: manifest unknown"
-    ) in result.stderr
+        "manifest unknown: manifest unknown",
+    )
     api = daemon.client().api
     with pytest.raises(docker.errors.NotFound):
         api.pull(f"{registry.address}/bb", tag="nope")
-    run = daemon.docker("run", "--rm", f"{registry.address}/nosuch:v1", "true")
-    assert run.returncode == 125
-    assert f"Unable to find image '{registry.address}/nosuch:v1' locally" in run.stderr
-    closed = daemon.docker("pull", "127.0.0.1:1/bb:v1")
-    assert closed.returncode == 1
-    assert 'Get "http://127.0.0.1:1/v2/": ' in closed.stderr
-    assert "connection refused" in closed.stderr
+    fails(
+        daemon.docker("run", "--rm", f"{registry.address}/nosuch:v1", "true"),
+        f"Unable to find image '{registry.address}/nosuch:v1' locally",
+        code=125,
+    )
+    fails(
+        daemon.docker("pull", "127.0.0.1:1/bb:v1"),
+        'Get "http://127.0.0.1:1/v2/": ',
+        "connection refused",
+    )
 
 
 def _push_blob(registry: DockerRegistry, repo: str, data: bytes) -> str:
@@ -192,6 +181,22 @@ def _put_manifest(registry: DockerRegistry, repo: str, ref: str, doc: dict[str, 
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+def _push_image(
+    registry: DockerRegistry, repo: str, tag: str, config: bytes, layer: bytes, layer_type: str
+) -> tuple[str, str]:
+    """A one-layer OCI image pushed blob by blob, then its manifest under `tag`: the
+    manifest's digest and the config's."""
+    config_digest = _push_blob(registry, repo, config)
+    layer_digest = _push_blob(registry, repo, layer)
+    manifest = _put_manifest(registry, repo, tag, {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": len(layer)}],
+    })  # fmt: skip
+    return manifest, config_digest
+
+
 def _busybox_blobs(daemon: EssaimDaemon) -> tuple[bytes, bytes]:
     """The busybox image's config and uncompressed layer, read from its content store."""
     image = inspect(daemon, "busybox")
@@ -209,15 +214,7 @@ def test_index_selects_the_hosts_platform(daemon: EssaimDaemon, registry: Docker
     other_config = json.loads(config)
     other_config["architecture"] = "arm64"
     other_bytes = json.dumps(other_config).encode()
-    config_digest = _push_blob(registry, "multi", other_bytes)
-    layer_digest = _push_blob(registry, "multi", layer)
-    arm = _put_manifest(registry, "multi", "arm", {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": len(other_bytes)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": len(layer)}],
-    })  # fmt: skip
+    arm, config_digest = _push_image(registry, "multi", "arm", other_bytes, layer, OCI_LAYER)
     accept = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"}
     sizes = {
         d: len(httpx.get(f"{registry.url}/v2/multi/manifests/{d}", headers=accept).content)
@@ -241,9 +238,10 @@ def test_index_selects_the_hosts_platform(daemon: EssaimDaemon, registry: Docker
     arm_image = inspect(daemon, f"{registry.address}/multi:both")
     assert arm_image["Architecture"] == "arm64"
     assert arm_image["Id"] == config_digest
-    wrong = daemon.docker("pull", "--platform", "linux/s390x", f"{registry.address}/multi:both")
-    assert wrong.returncode == 1
-    assert "no matching manifest for linux/s390x in the manifest list entries" in wrong.stderr
+    fails(
+        daemon.docker("pull", "--platform", "linux/s390x", f"{registry.address}/multi:both"),
+        "no matching manifest for linux/s390x in the manifest list entries",
+    )
     described = daemon.client().api.inspect_distribution(f"{registry.address}/multi:both")
     assert described["Descriptor"]["digest"] == index
     assert {p["architecture"] for p in described["Platforms"]} == {"amd64", "arm64"}
@@ -252,15 +250,7 @@ def test_index_selects_the_hosts_platform(daemon: EssaimDaemon, registry: Docker
 def test_zstd_layer_is_pulled_and_runs(daemon: EssaimDaemon, registry: DockerRegistry) -> None:
     config, layer = _busybox_blobs(daemon)
     packed = zstandard.ZstdCompressor().compress(layer)
-    config_digest = _push_blob(registry, "zstd", config)
-    layer_digest = _push_blob(registry, "zstd", packed)
-    _put_manifest(registry, "zstd", "v1", {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
-                    "digest": layer_digest, "size": len(packed)}],
-    })  # fmt: skip
+    _, config_digest = _push_image(registry, "zstd", "v1", config, packed, OCI_LAYER + "+zstd")
     other = EssaimDaemon(new_root())
     for fresh in running(other):
         ok(fresh.docker("rmi", "busybox"))
@@ -340,30 +330,22 @@ def test_info_shows_the_registry_config(daemon: EssaimDaemon) -> None:
 
 
 @pytest.fixture(scope="module")
-def locked_registry() -> Iterator[DockerRegistry]:
-    reg = DockerRegistry(
-        Path(tempfile.mkdtemp(prefix="es-distribution-auth-", dir="/tmp")),
-        users={"alice": "s3cret"},
-    )
-    try:
-        reg.start()
+def locked_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    root = tmp_path_factory.mktemp("es-distribution-auth") / "root"
+    with DockerRegistry(root, users={"alice": "s3cret"}) as reg:
         yield reg
-    finally:
-        reg.cleanup()
 
 
 def test_basic_auth_login_push_pull(daemon: EssaimDaemon, locked_registry: DockerRegistry) -> None:
     ref = f"{locked_registry.address}/private:v1"
     ok(daemon.docker("tag", "busybox", ref))
-    anonymous = daemon.docker("push", ref)
-    assert anonymous.returncode == 1
-    assert "no basic auth credentials" in anonymous.stderr
+    fails(daemon.docker("push", ref), "no basic auth credentials")
     wrong = daemon.docker("login", "-u", "alice", "--password-stdin", locked_registry.address,
                           input="wrong\n")  # fmt: skip
-    assert wrong.returncode == 1
-    assert (
+    fails(
+        wrong,
         f"login attempt to http://{locked_registry.address}/v2/ failed with status: "
-        "401 Unauthorized" in wrong.stderr
+        "401 Unauthorized",
     )
     login = daemon.docker("login", "-u", "alice", "--password-stdin", locked_registry.address,
                           input="s3cret\n")  # fmt: skip

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import new_root, running
-from tests.integration.daemon import EssaimDaemon
-from tests.integration.docker_registry import REGISTRY, DockerRegistry, SelfSignedCA
+from tests.integration.daemon import EssaimDaemon, fails
+from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, make_certificate
 
-pytestmark = pytest.mark.skipif(not REGISTRY.exists(), reason="needs docker-registry")
+pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
 # A documentation address (TEST-NET-1), only ever on the loopback device of the test's
 # own network namespace: no traffic leaves this host.
@@ -49,41 +49,36 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def refused_push(daemon: EssaimDaemon, registry: DockerRegistry, why: str) -> str:
+    """busybox tagged for `registry`, and a push of it that fails before any upload: the
+    reference."""
+    ref = f"{registry.address}/bb:v1"
+    assert daemon.docker("tag", "busybox", ref).returncode == 0
+    fails(daemon.docker("push", ref), f'Get "https://{registry.address}/v2/": {why}')
+    return ref
+
+
 def test_tls_needs_the_ca_and_plain_http_needs_insecure_registry(
     netns: str, tmp_path: Path
 ) -> None:
-    ca = SelfSignedCA(tmp_path / "ca", [ADDRESS])
-    secure = DockerRegistry(tmp_path / "tls", host=ADDRESS, tls=ca, netns=netns, port=5000)
+    # A CA, and the registry's own certificate that it signed.
+    ca = make_certificate(tmp_path / "ca", "essaim test CA", ec_key=True, hosts=())
+    served = make_certificate(tmp_path / "ca", "server", ec_key=True, hosts=(ADDRESS,), issuer=ca)
+    secure = DockerRegistry(tmp_path / "tls", host=ADDRESS, tls=served, netns=netns, port=5000)
     plain = DockerRegistry(tmp_path / "plain", host=ADDRESS, netns=netns, port=5001)
     certs = tmp_path / "certs.d"
     certs.mkdir()
     daemon = NamespacedDaemon(new_root(), netns=netns, extra=["--certs-dir", str(certs)])
-    try:
-        secure.start()
-        plain.start()
+    with secure, plain:
         for d in running(daemon):
-            ref = f"{secure.address}/bb:v1"
-            assert d.docker("tag", "busybox", ref).returncode == 0
-            untrusted = d.docker("push", ref)
-            assert untrusted.returncode == 1
-            assert (
-                f'Get "https://{secure.address}/v2/": tls: failed to verify certificate: x509:'
-                in untrusted.stderr
-            )
+            ref = refused_push(d, secure, "tls: failed to verify certificate: x509:")
             (certs / secure.address).mkdir()
-            shutil.copy(ca.ca_cert, certs / secure.address / "ca.crt")
+            shutil.copy(ca[0], certs / secure.address / "ca.crt")
             pushed = d.docker("push", ref)
             assert pushed.returncode == 0, pushed.stderr
             assert d.docker("rmi", ref).returncode == 0
             assert d.docker("pull", ref).returncode == 0
-            http_ref = f"{plain.address}/bb:v1"
-            assert d.docker("tag", "busybox", http_ref).returncode == 0
-            refused = d.docker("push", http_ref)
-            assert refused.returncode == 1
-            assert (
-                f'Get "https://{plain.address}/v2/": http: server gave HTTP response to '
-                "HTTPS client"
-            ) in refused.stderr
+            http_ref = refused_push(d, plain, "http: server gave HTTP response to HTTPS client")
             d.stop()
             d.extra.extend(["--insecure-registry", plain.address])
             d.start()
@@ -91,6 +86,3 @@ def test_tls_needs_the_ca_and_plain_http_needs_insecure_registry(
             assert allowed.returncode == 0, allowed.stderr
             info = d.client().info()["RegistryConfig"]["IndexConfigs"]
             assert info[plain.address]["Secure"] is False
-    finally:
-        secure.cleanup()
-        plain.cleanup()

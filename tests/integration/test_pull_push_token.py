@@ -6,10 +6,8 @@ to anonymous clients; login, push and pull go through the Bearer challenge.
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -20,14 +18,12 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
-from tests.integration.daemon import EssaimDaemon, Result
-from tests.integration.docker_registry import REGISTRY, DockerRegistry
+from tests.integration.daemon import EssaimDaemon, fails, ok
+from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, make_certificate
 
-pytestmark = pytest.mark.skipif(not REGISTRY.exists(), reason="needs docker-registry")
+pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
 SERVICE = "essaim-test"
 ISSUER = "essaim-test-issuer"
@@ -39,20 +35,9 @@ class TokenServer:
     401 to a wrong password."""
 
     def __init__(self, directory: Path) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "essaim token signer")])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name).public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )  # fmt: skip
-        self.cert_path = directory / "token-signer.crt"
-        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_path, key_path = make_certificate(directory, "token-signer", ec_key=True)
+        self.key = key_path.read_bytes()  # PEM, as PyJWT takes it
+        cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
         server = self
 
@@ -104,8 +89,8 @@ class TokenServer:
 
 
 @pytest.fixture(scope="module")
-def token_registry() -> Iterator[DockerRegistry]:
-    root = Path(tempfile.mkdtemp(prefix="es-distribution-token-", dir="/tmp"))
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    root = tmp_path_factory.mktemp("es-distribution-token")
     server = TokenServer(root)
     registry = DockerRegistry(
         root / "registry",
@@ -115,16 +100,10 @@ def token_registry() -> Iterator[DockerRegistry]:
         },
     )  # fmt: skip
     try:
-        registry.start()
-        yield registry
+        with registry:
+            yield registry
     finally:
-        registry.cleanup()
         server.close()
-
-
-def ok(result: Result) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_bearer_token_flow_login_push_pull(
@@ -133,15 +112,15 @@ def test_bearer_token_flow_login_push_pull(
     address = token_registry.address
     ref = f"{address}/tok:v1"
     ok(daemon.docker("tag", "busybox", ref))
-    denied = daemon.docker("pull", f"{address}/tok:v1")
-    assert denied.returncode == 1
-    assert (
+    fails(
+        daemon.docker("pull", f"{address}/tok:v1"),
         f"pull access denied for {address}/tok, repository does not exist or may require "
-        "'docker login'"
-    ) in denied.stderr
-    wrong = daemon.docker("login", "-u", USER, "--password-stdin", address, input="nope\n")
-    assert wrong.returncode == 1
-    assert "invalid username or password" in wrong.stderr
+        "'docker login'",
+    )
+    fails(
+        daemon.docker("login", "-u", USER, "--password-stdin", address, input="nope\n"),
+        "invalid username or password",
+    )
     login = daemon.docker("login", "-u", USER, "--password-stdin", address, input=PASSWORD + "\n")
     assert "Login Succeeded" in login.stdout, login.stderr
     ok(daemon.docker("push", ref))

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.registries import RegistryProcess, make_image, sha256
+from tests.integration.registries import EssaimRegistry, make_image, sha256
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -23,14 +23,14 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    server = RegistryProcess(tmp_path_factory.mktemp("es-registry") / "root")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EssaimRegistry]:
+    server = EssaimRegistry(tmp_path_factory.mktemp("es-registry") / "root")
     with server:
         yield server
 
 
 @pytest.fixture
-def client(registry: RegistryProcess) -> Iterator[httpx.Client]:
+def client(registry: EssaimRegistry) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=registry.url, timeout=30) as c:
         yield c
 
@@ -143,7 +143,7 @@ def test_wrong_digest_is_refused_and_nothing_stored(client: httpx.Client) -> Non
 
 
 def test_interrupted_patch_resumes_from_what_arrived(
-    registry: RegistryProcess, client: httpx.Client
+    registry: EssaimRegistry, client: httpx.Client
 ) -> None:
     data = os.urandom(64_000)
     location = client.post("/v2/resume/blobs/uploads/").headers["Location"]
@@ -170,7 +170,7 @@ def test_interrupted_patch_resumes_from_what_arrived(
 
 def test_uploads_survive_a_server_restart(tmp_path: Path) -> None:
     data = os.urandom(50_000)
-    server = RegistryProcess(tmp_path / "root")
+    server = EssaimRegistry(tmp_path / "root")
     with server, httpx.Client(base_url=server.url) as c:
         location = c.post("/v2/restart/blobs/uploads/").headers["Location"]
         c.patch(location, content=data[:20_000])

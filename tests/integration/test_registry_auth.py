@@ -16,11 +16,10 @@ import pytest
 from tests.integration.registries import (
     DOCKER_REGISTRY,
     DockerRegistry,
-    RegistryProcess,
+    EssaimRegistry,
     auth_file,
     make_certificate,
     make_image,
-    running,
     sha256,
     skopeo,
     write_htpasswd,
@@ -43,36 +42,36 @@ def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path, *args: str
+) -> Iterator[EssaimRegistry]:
+    """An essaim registry of the module's, checking passwords against the module's
+    htpasswd, with more flags in `args`."""
+    root = tmp_path_factory.mktemp("es-registry-auth") / "root"
+    with EssaimRegistry(root, ["--htpasswd", str(secrets_dir / "htpasswd"), *args]) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def basic_registry(
     tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path
-) -> Iterator[RegistryProcess]:
-    server = RegistryProcess(
-        tmp_path_factory.mktemp("es-basic") / "root",
-        ["--htpasswd", str(secrets_dir / "htpasswd"), "--realm", "essaim test"],
-    )
-    with running(server):
-        yield server
+) -> Iterator[EssaimRegistry]:
+    yield from serving(tmp_path_factory, secrets_dir, "--realm", "essaim test")
 
 
 @pytest.fixture(scope="module")
 def token_registry(
     tmp_path_factory: pytest.TempPathFactory, secrets_dir: Path
-) -> Iterator[RegistryProcess]:
-    server = RegistryProcess(
-        tmp_path_factory.mktemp("es-token") / "root",
-        [
-            "--htpasswd", str(secrets_dir / "htpasswd"),
-            "--token-cert", str(secrets_dir / "token.crt"),
-            "--token-key", str(secrets_dir / "token.key"),
-            "--token-service", "essaim-test", "--token-issuer", "essaim-test-issuer",
-        ],
+) -> Iterator[EssaimRegistry]:
+    yield from serving(
+        tmp_path_factory, secrets_dir,
+        "--token-cert", str(secrets_dir / "token.crt"),
+        "--token-key", str(secrets_dir / "token.key"),
+        "--token-service", "essaim-test", "--token-issuer", "essaim-test-issuer",
     )  # fmt: skip
-    with running(server):
-        yield server
 
 
-def test_basic_auth_challenges_refuses_and_admits(basic_registry: RegistryProcess) -> None:
+def test_basic_auth_challenges_refuses_and_admits(basic_registry: EssaimRegistry) -> None:
     url = basic_registry.url
     anonymous = httpx.get(f"{url}/v2/")
     assert anonymous.status_code == 401
@@ -83,9 +82,9 @@ def test_basic_auth_challenges_refuses_and_admits(basic_registry: RegistryProces
     assert httpx.get(f"{url}/v2/", headers=basic("alice", "wonderland")).status_code == 200
 
 
-def test_skopeo_with_basic_credentials(basic_registry: RegistryProcess, tmp_path: Path) -> None:
+def test_skopeo_with_basic_credentials(basic_registry: EssaimRegistry, tmp_path: Path) -> None:
     write_oci_layout(tmp_path / "src", make_image([{"f": b"basic"}]), "v1")
-    dest = f"docker://{basic_registry.addr}/auth/basic:1"
+    dest = f"docker://{basic_registry.address}/auth/basic:1"
     refused = skopeo("copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1", dest)
     assert refused.returncode != 0
     assert "authentication required" in refused.stderr or "unauthorized" in refused.stderr.lower()
@@ -96,7 +95,7 @@ def test_skopeo_with_basic_credentials(basic_registry: RegistryProcess, tmp_path
     assert ok.returncode == 0, ok.stderr
 
 
-def test_token_flow_scopes_and_refusals(token_registry: RegistryProcess) -> None:
+def test_token_flow_scopes_and_refusals(token_registry: EssaimRegistry) -> None:
     url = token_registry.url
     challenge = httpx.get(f"{url}/v2/tok/img/tags/list")
     assert challenge.status_code == 401
@@ -139,7 +138,7 @@ def test_token_flow_scopes_and_refusals(token_registry: RegistryProcess) -> None
     assert 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
 
 
-def test_oauth2_password_and_refresh_grants(token_registry: RegistryProcess) -> None:
+def test_oauth2_password_and_refresh_grants(token_registry: EssaimRegistry) -> None:
     url = token_registry.url
     form = {
         "grant_type": "password", "username": "alice", "password": "wonderland",
@@ -168,16 +167,16 @@ def test_oauth2_password_and_refresh_grants(token_registry: RegistryProcess) -> 
     )
 
 
-def test_skopeo_through_token_auth(token_registry: RegistryProcess, tmp_path: Path) -> None:
+def test_skopeo_through_token_auth(token_registry: EssaimRegistry, tmp_path: Path) -> None:
     write_oci_layout(tmp_path / "src", make_image([{"f": b"token"}]), "v1")
-    creds = auth_file(tmp_path / "auth.json", token_registry.addr, "alice", "wonderland")
+    creds = auth_file(tmp_path / "auth.json", token_registry.address, "alice", "wonderland")
     result = skopeo(
         "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1",
-        f"docker://{token_registry.addr}/tok/skopeo:1", auth_file=creds,
+        f"docker://{token_registry.address}/tok/skopeo:1", auth_file=creds,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     back = skopeo(
-        "copy", "--src-tls-verify=false", f"docker://{token_registry.addr}/tok/skopeo:1",
+        "copy", "--src-tls-verify=false", f"docker://{token_registry.address}/tok/skopeo:1",
         f"dir:{tmp_path / 'dir'}", auth_file=creds,
     )  # fmt: skip
     assert back.returncode == 0, back.stderr
@@ -185,25 +184,23 @@ def test_skopeo_through_token_auth(token_registry: RegistryProcess, tmp_path: Pa
 
 @pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 def test_essaim_token_server_is_docker_registrys_realm(
-    token_registry: RegistryProcess, secrets_dir: Path, tmp_path: Path
+    token_registry: EssaimRegistry, secrets_dir: Path, tmp_path: Path
 ) -> None:
     reference = DockerRegistry(
         tmp_path / "distribution",
-        auth={
-            "token": {
-                "realm": f"{token_registry.url}/auth/token",
-                "service": "essaim-test",
-                "issuer": "essaim-test-issuer",
-                "rootcertbundle": str(secrets_dir / "token.crt"),
-            }
+        token={
+            "realm": f"{token_registry.url}/auth/token",
+            "service": "essaim-test",
+            "issuer": "essaim-test-issuer",
+            "rootcertbundle": str(secrets_dir / "token.crt"),
         },
     )
     write_oci_layout(tmp_path / "src", make_image([{"f": b"interop"}]), "v1")
-    with running(reference):
-        dest = f"docker://{reference.addr}/interop/token:1"
+    with reference:
+        dest = f"docker://{reference.address}/interop/token:1"
         refused = skopeo("copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1", dest)
         assert refused.returncode != 0
-        creds = auth_file(tmp_path / "auth.json", reference.addr, "alice", "wonderland")
+        creds = auth_file(tmp_path / "auth.json", reference.address, "alice", "wonderland")
         ok = skopeo(
             "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:v1", dest, auth_file=creds
         )
@@ -213,14 +210,11 @@ def test_essaim_token_server_is_docker_registrys_realm(
 
 
 def test_tls(tmp_path: Path, secrets_dir: Path) -> None:
-    server = RegistryProcess(
-        tmp_path / "root",
-        ["--tls-cert", str(secrets_dir / "tls.crt"), "--tls-key", str(secrets_dir / "tls.key")],
-        tls=True,
+    server = EssaimRegistry(
+        tmp_path / "root", tls=(secrets_dir / "tls.crt", secrets_dir / "tls.key")
     )
     trust = ssl.create_default_context(cafile=str(secrets_dir / "tls.crt"))
-    server.start(verify=trust)
-    try:
+    with server:
         with httpx.Client(base_url=server.url, verify=trust) as c:
             assert c.get("/v2/").status_code == 200
             data = b"over tls" * 1000
@@ -235,8 +229,6 @@ def test_tls(tmp_path: Path, secrets_dir: Path) -> None:
         write_oci_layout(tmp_path / "src", make_image([{"f": b"tls"}]), "v1")
         result = skopeo(
             "copy", "--dest-cert-dir", str(certs), f"oci:{tmp_path / 'src'}:v1",
-            f"docker://{server.addr}/tls/img:1",
+            f"docker://{server.address}/tls/img:1",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-    finally:
-        server.stop()

@@ -14,9 +14,8 @@ import pytest
 from tests.integration.daemon import EssaimDaemon
 from tests.integration.registries import (
     DockerRegistry,
-    RegistryProcess,
+    EssaimRegistry,
     make_certificate,
-    running,
     sha256,
     skopeo,
     write_htpasswd,
@@ -62,8 +61,8 @@ def push_rmi_pull(daemon: EssaimDaemon, ref: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    with running(RegistryProcess(tmp_path_factory.mktemp("course") / "root")) as reg:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EssaimRegistry]:
+    with EssaimRegistry(tmp_path_factory.mktemp("course") / "root") as reg:
         yield reg
 
 
@@ -79,18 +78,18 @@ def layered(daemon: EssaimDaemon) -> str:
 
 
 def test_push_rmi_pull_gives_back_the_same_image(
-    daemon: EssaimDaemon, registry: RegistryProcess
+    daemon: EssaimDaemon, registry: EssaimRegistry
 ) -> None:
-    ref = f"{registry.addr}/course/bb:v1"
+    ref = f"{registry.address}/course/bb:v1"
     ok(daemon.docker("tag", "busybox", ref))
     push_rmi_pull(daemon, ref)
     assert ok(daemon.docker("run", "--rm", ref, "echo", "pulled")) == "pulled\n"
 
 
 def test_a_committed_image_goes_round_and_runs(
-    daemon: EssaimDaemon, registry: RegistryProcess, layered: str
+    daemon: EssaimDaemon, registry: EssaimRegistry, layered: str
 ) -> None:
-    ref = f"{registry.addr}/course/layered:1"
+    ref = f"{registry.address}/course/layered:1"
     ok(daemon.docker("tag", layered, ref))
     push_rmi_pull(daemon, ref)
     assert ok(daemon.docker("run", "--rm", ref)) == "course\n"
@@ -101,9 +100,9 @@ def test_a_committed_image_goes_round_and_runs(
 
 
 def test_skopeo_reads_what_the_cli_pushed(
-    daemon: EssaimDaemon, registry: RegistryProcess, tmp_path: Path
+    daemon: EssaimDaemon, registry: EssaimRegistry, tmp_path: Path
 ) -> None:
-    ref = f"{registry.addr}/course/bb:skopeo"
+    ref = f"{registry.address}/course/bb:skopeo"
     ok(daemon.docker("tag", "busybox", ref))
     ok(daemon.docker("push", ref))
     inspected = skopeo("inspect", "--tls-verify=false", f"docker://{ref}")
@@ -120,57 +119,57 @@ def test_basic_auth_refuses_a_wrong_password_and_serves_the_right_one(
     daemon: EssaimDaemon, tmp_path: Path
 ) -> None:
     htpasswd = write_htpasswd(tmp_path / "htpasswd", {"student": "s3cret"})
-    reg = RegistryProcess(tmp_path / "root", args=["--htpasswd", str(htpasswd)])
-    with running(reg):
-        ref = f"{reg.addr}/course/private:1"
+    reg = EssaimRegistry(tmp_path / "root", args=["--htpasswd", str(htpasswd)])
+    with reg:
+        ref = f"{reg.address}/course/private:1"
         ok(daemon.docker("tag", "busybox", ref))
         denied = daemon.docker("push", ref)
         assert denied.returncode != 0
         assert "no basic auth credentials" in denied.stderr or "unauthorized" in denied.stderr
-        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.addr)
+        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.address)
         assert wrong.returncode != 0
         assert "401 Unauthorized" in wrong.stderr or "unauthorized" in wrong.stderr
         assert "Login Succeeded" in ok(
-            daemon.docker("login", "-u", "student", "--password-stdin", reg.addr, input="s3cret")
+            daemon.docker("login", "-u", "student", "--password-stdin", reg.address, input="s3cret")
         )
         push_rmi_pull(daemon, ref)
-        ok(daemon.docker("logout", reg.addr))
+        ok(daemon.docker("logout", reg.address))
 
 
 def test_token_auth_through_our_own_token_server(daemon: EssaimDaemon, tmp_path: Path) -> None:
     htpasswd = write_htpasswd(tmp_path / "htpasswd", {"student": "s3cret"})
     cert, key = make_certificate(tmp_path, "token-issuer")
-    reg = RegistryProcess(
+    reg = EssaimRegistry(
         tmp_path / "root",
         args=["--htpasswd", str(htpasswd), "--token-key", str(key), "--token-cert", str(cert)],
     )
-    with running(reg):
-        ref = f"{reg.addr}/course/tokened:1"
+    with reg:
+        ref = f"{reg.address}/course/tokened:1"
         ok(daemon.docker("tag", "busybox", ref))
-        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.addr)
+        wrong = daemon.docker("login", "-u", "student", "-p", "nope", reg.address)
         assert wrong.returncode != 0
-        ok(daemon.docker("login", "-u", "student", "--password-stdin", reg.addr, input="s3cret"))
+        ok(daemon.docker("login", "-u", "student", "--password-stdin", reg.address, input="s3cret"))
         push_rmi_pull(daemon, ref)
-        ok(daemon.docker("logout", reg.addr))
+        ok(daemon.docker("logout", reg.address))
 
 
 def test_the_same_round_trip_through_docker_registry(
     daemon: EssaimDaemon, tmp_path: Path, layered: str
 ) -> None:
-    with running(DockerRegistry(tmp_path / "root")) as reg:
-        ref = f"{reg.addr}/course/layered:ref"
+    with DockerRegistry(tmp_path / "root") as reg:
+        ref = f"{reg.address}/course/layered:ref"
         ok(daemon.docker("tag", layered, ref))
         push_rmi_pull(daemon, ref)
         assert ok(daemon.docker("run", "--rm", ref)) == "course\n"
 
 
 def test_default_registry_names_are_pulled_through_a_mirror(
-    own_daemon: EssaimDaemon, registry: RegistryProcess
+    own_daemon: EssaimDaemon, registry: EssaimRegistry
 ) -> None:
     """`docker pull course-mirrored:1` means docker.io/library/course-mirrored: with a
     `--registry-mirror` on loopback, that is where it comes from (nothing else is asked)."""
     d = own_daemon
-    mirrored = f"{registry.addr}/library/course-mirrored:1"
+    mirrored = f"{registry.address}/library/course-mirrored:1"
     ok(d.docker("tag", "busybox", mirrored))
     ok(d.docker("push", mirrored))
     ok(d.docker("rmi", mirrored))

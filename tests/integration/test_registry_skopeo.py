@@ -14,10 +14,9 @@ import pytest
 from tests.integration.registries import (
     DOCKER_REGISTRY,
     DockerRegistry,
+    EssaimRegistry,
     Image,
-    RegistryProcess,
     make_image,
-    running,
     skopeo,
     write_oci_layout,
 )
@@ -29,14 +28,14 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def essaim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    with running(RegistryProcess(tmp_path_factory.mktemp("es-skopeo") / "root")) as server:
+def essaim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EssaimRegistry]:
+    with EssaimRegistry(tmp_path_factory.mktemp("es-skopeo") / "root") as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    with running(DockerRegistry(tmp_path_factory.mktemp("es-distribution") / "root")) as server:
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerRegistry]:
+    with DockerRegistry(tmp_path_factory.mktemp("es-distribution") / "root") as server:
         yield server
 
 
@@ -55,49 +54,51 @@ def blobs_of_dir(directory: Path) -> dict[str, bytes]:
 
 
 def test_push_oci_layout_and_pull_back_to_dir_and_oci(
-    essaim: RegistryProcess, image: Image, tmp_path: Path
+    essaim: EssaimRegistry, image: Image, tmp_path: Path
 ) -> None:
     write_oci_layout(tmp_path / "src", image, "v1")
-    copy(f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.addr}/skopeo/img:1")
-    copy(f"docker://{essaim.addr}/skopeo/img:1", f"dir:{tmp_path / 'dir'}")
+    copy(f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.address}/skopeo/img:1")
+    copy(f"docker://{essaim.address}/skopeo/img:1", f"dir:{tmp_path / 'dir'}")
     pulled = blobs_of_dir(tmp_path / "dir")
     assert pulled["manifest.json"] == image.manifest
     for digest, data in image.blobs.items():
         assert pulled[digest.split(":")[1]] == data
-    copy(f"docker://{essaim.addr}/skopeo/img:1", f"oci:{tmp_path / 'back'}:again")
+    copy(f"docker://{essaim.address}/skopeo/img:1", f"oci:{tmp_path / 'back'}:again")
     index = json.loads((tmp_path / "back" / "index.json").read_text())
     assert index["manifests"][0]["digest"] == image.digest
-    inspected = skopeo("inspect", "--tls-verify=false", f"docker://{essaim.addr}/skopeo/img:1")
+    inspected = skopeo("inspect", "--tls-verify=false", f"docker://{essaim.address}/skopeo/img:1")
     assert json.loads(inspected.stdout)["Digest"] == image.digest
-    tags = skopeo("list-tags", "--tls-verify=false", f"docker://{essaim.addr}/skopeo/img")
+    tags = skopeo("list-tags", "--tls-verify=false", f"docker://{essaim.address}/skopeo/img")
     assert json.loads(tags.stdout)["Tags"] == ["1"]
 
 
 def test_copy_between_essaim_and_docker_registry(
-    essaim: RegistryProcess, reference: RegistryProcess, image: Image, tmp_path: Path
+    essaim: EssaimRegistry, reference: DockerRegistry, image: Image, tmp_path: Path
 ) -> None:
     write_oci_layout(tmp_path / "src", image, "v1")
-    copy(f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.addr}/interop/img:1")
-    copy(f"docker://{essaim.addr}/interop/img:1", f"docker://{reference.addr}/interop/img:1")
-    copy(f"docker://{reference.addr}/interop/img:1", f"docker://{essaim.addr}/interop/back:1")
-    copy(f"docker://{essaim.addr}/interop/back:1", f"dir:{tmp_path / 'dir'}")
+    copy(f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.address}/interop/img:1")
+    copy(f"docker://{essaim.address}/interop/img:1", f"docker://{reference.address}/interop/img:1")
+    copy(f"docker://{reference.address}/interop/img:1", f"docker://{essaim.address}/interop/back:1")
+    copy(f"docker://{essaim.address}/interop/back:1", f"dir:{tmp_path / 'dir'}")
     assert (tmp_path / "dir" / "manifest.json").read_bytes() == image.manifest
     for digest, data in image.blobs.items():
         assert (tmp_path / "dir" / digest.split(":")[1]).read_bytes() == data
 
 
 def test_docker_schema2_image_through_essaim(
-    essaim: RegistryProcess, image: Image, tmp_path: Path
+    essaim: EssaimRegistry, image: Image, tmp_path: Path
 ) -> None:
     write_oci_layout(tmp_path / "src", image, "v1")
     # skopeo converts to Docker's schema 2 on the way (media types and all).
     result = skopeo(
         "copy", "--dest-tls-verify=false", "--format", "v2s2",
-        f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.addr}/schema2/img:1",
+        f"oci:{tmp_path / 'src'}:v1", f"docker://{essaim.address}/schema2/img:1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{essaim.addr}/schema2/img:1")
+    raw = skopeo(
+        "inspect", "--raw", "--tls-verify=false", f"docker://{essaim.address}/schema2/img:1"
+    )
     manifest = json.loads(raw.stdout)
     assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
-    copy(f"docker://{essaim.addr}/schema2/img:1", f"dir:{tmp_path / 'dir'}")
+    copy(f"docker://{essaim.address}/schema2/img:1", f"dir:{tmp_path / 'dir'}")
     assert json.loads((tmp_path / "dir" / "manifest.json").read_bytes()) == manifest

@@ -20,7 +20,8 @@ from essaim.image.content import DigestMismatch
 from essaim.image.service import ImageService
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
-from tests.unit.image_disk import Disk, layer_tar
+from tests.tarballs import layer_tar
+from tests.unit.image_disk import Disk
 
 BASE = layer_tar({"bin/sh": b"shell"})
 APP = layer_tar({"app/run": b"#!/bin/sh\n"})

@@ -13,8 +13,8 @@ import pytest
 from essaim.errors import InvalidParameter
 from essaim.image import ingest, oci
 from essaim.model.image import HistoryEntry, Image, ImageConfig
+from tests.tarballs import layer_tar
 from tests.unit.image_disk import Disk as SharedDisk
-from tests.unit.image_disk import layer_tar
 
 
 class Disk(SharedDisk):

@@ -11,8 +11,8 @@ from essaim.errors import SystemError_
 from essaim.image import oci
 from essaim.image.layers import HeldLayers
 from essaim.model.image import Image
+from tests.tarballs import layer_tar
 from tests.unit.image_disk import Disk as SharedDisk
-from tests.unit.image_disk import layer_tar
 
 
 class Disk(SharedDisk):

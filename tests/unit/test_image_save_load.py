@@ -27,7 +27,7 @@ from essaim.image.service import ImageService
 from essaim.model.image import ImageConfig
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
-from tests.unit.image_disk import layer_tar
+from tests.tarballs import layer_tar, members
 
 BASE = layer_tar({"bin/sh": b"shell"})
 APP = layer_tar({"app/run": b"#!/bin/sh\n"})
@@ -88,15 +88,6 @@ async def saved(images: ImageService, names: list[str]) -> bytes:
     files = save.plan_archive(items, stored)
     opened = save.open_blobs(images.content, files)
     return b"".join([chunk async for chunk in save.stream_archive(images, files, opened)])
-
-
-def members(archive: bytes) -> dict[str, bytes | None]:
-    out: dict[str, bytes | None] = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar:
-            data = tar.extractfile(member)
-            out[member.name] = data.read() if data is not None else None
-    return out
 
 
 def on_disk(images: ImageService) -> tuple[set[str], set[str]]:
