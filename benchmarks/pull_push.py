@@ -1,6 +1,8 @@
 """Push and pull of a ~100 MB image of incompressible data to Debian's docker-registry
 on loopback: essaimd's times and MB/s, against `skopeo copy` of the same image measured
-in the same run, and against Docker's own pull when a dockerd is installed.
+in the same run (to an OCI directory: download only; and into containers/storage with
+the overlay driver: Podman's pull), and against Docker's own pull when a dockerd is
+installed.
 
 Run as root: `.venv/bin/python benchmarks/pull_push.py [--mb 100] [--runs 3]`.
 """
@@ -72,6 +74,20 @@ def main() -> None:
             skopeo.append(timed([*copy, f"docker://{ref}", f"oci:{target}:bench"]))
             shutil.rmtree(target, ignore_errors=True)
         line("skopeo copy docker:// -> oci:", skopeo, megabytes, base)
+        # Podman's pull is this very code path (containers/image into containers/storage
+        # with its overlay driver): download, verify and unpack, as essaim's pull does.
+        podman_like: list[float] = []
+        for i in range(args.runs):
+            graph, run = root / f"cs-{i}" / "graph", root / f"cs-{i}" / "run"
+            target = f"containers-storage:[overlay@{graph}+{run}]bench:v1"
+            copy = ["skopeo", "copy", "--src-tls-verify=false"]
+            try:
+                podman_like.append(timed([*copy, f"docker://{ref}", target]))
+            finally:
+                # containers/storage bind-mounts its overlay directory onto itself.
+                subprocess.run(["umount", str(graph / "overlay")], capture_output=True)
+                shutil.rmtree(root / f"cs-{i}", ignore_errors=True)
+        line("skopeo -> containers-storage", podman_like, megabytes, base)
         if shutil.which("docker") and DOCKER_SOCKET.exists():
             host = ["docker", "-H", f"unix://{DOCKER_SOCKET}"]
             docker_pulls = []
