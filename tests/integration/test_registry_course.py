@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.integration.daemon import EssaimDaemon
@@ -57,6 +58,9 @@ def push_rmi_pull(daemon: EssaimDaemon, ref: str) -> tuple[str, str]:
     assert f"Status: Downloaded newer image for {ref}" in pulled
     assert image_id(daemon, ref) == before
     assert f"{repo}@{digest}" in repo_digests(daemon, ref)
+    # By repository (as moby, a `repo:tag` filter would keep the tag but not the digest).
+    listed = ok(daemon.docker("images", "--digests", "--format", "{{.Tag}} {{.Digest}}", repo))
+    assert f"{ref.rsplit(':', 1)[1]} {digest}" in listed.splitlines()
     return before, digest
 
 
@@ -134,6 +138,29 @@ def test_basic_auth_refuses_a_wrong_password_and_serves_the_right_one(
         )
         push_rmi_pull(daemon, ref)
         ok(daemon.docker("logout", reg.address))
+
+
+def test_the_sdk_logs_in_pushes_and_pulls_with_its_auth_config(
+    daemon: EssaimDaemon, tmp_path: Path
+) -> None:
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"student": "s3cret"})
+    with EssaimRegistry(tmp_path / "root", args=["--htpasswd", str(htpasswd)]) as reg:
+        client = daemon.client()
+        repo = f"{reg.address}/course/sdk"
+        client.images.get("busybox").tag(repo, "1")
+        auth = {"username": "student", "password": "s3cret"}
+        with pytest.raises(docker.errors.APIError, match="401"):
+            client.login("student", "wrong", registry=reg.address, reauth=True)
+        assert client.login("student", "s3cret", registry=reg.address)["Status"] == (
+            "Login Succeeded"
+        )
+        messages = list(client.images.push(repo, "1", auth_config=auth, stream=True, decode=True))
+        assert not [m for m in messages if "error" in m], messages
+        digest = next(m["aux"]["Digest"] for m in messages if "aux" in m)
+        client.images.remove(f"{repo}:1")
+        pulled = client.images.pull(repo, tag="1", auth_config=auth)
+        assert f"{repo}@{digest}" in pulled.attrs["RepoDigests"]
+        assert client.images.get(f"{repo}@{digest}").id == pulled.id
 
 
 def test_token_auth_through_our_own_token_server(daemon: EssaimDaemon, tmp_path: Path) -> None:
