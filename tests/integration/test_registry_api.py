@@ -181,6 +181,50 @@ def test_uploads_survive_a_server_restart(tmp_path: Path) -> None:
         assert c.get(f"/v2/restart/blobs/{sha256(data)}").content == data
 
 
+def _backdate_upload(server: RegistryProcess, name: str, upload_id: str, hours: float) -> None:
+    started = server.root / "repositories" / name / "_uploads" / upload_id / "startedat"
+    assert started.is_file()
+    started.write_text(f"{time.time() - hours * 3600:.0f}\n")
+
+
+def test_abandoned_uploads_are_purged_at_start_up_and_every_interval(tmp_path: Path) -> None:
+    server = RegistryProcess(
+        tmp_path / "root", ["--upload-purge-age", "1h", "--upload-purge-interval", "0.2s"]
+    )
+    with server, httpx.Client(base_url=server.url) as c:
+        sessions = {}
+        for name in ("purge/old", "purge/fresh"):
+            r = c.post(f"/v2/{name}/blobs/uploads/")
+            c.patch(r.headers["Location"], content=b"partial")
+            sessions[name] = (r.headers["Location"], r.headers["Docker-Upload-UUID"])
+    _backdate_upload(server, "purge/old", sessions["purge/old"][1], hours=2)
+    with server, httpx.Client(base_url=server.url) as c:
+        # Purged before the server listens: gone from its first answer on.
+        old = c.get(sessions["purge/old"][0])
+        assert old.status_code == 404
+        assert error_code(old) == "BLOB_UPLOAD_UNKNOWN"
+        fresh_location, fresh_id = sessions["purge/fresh"]
+        assert c.get(fresh_location).headers["Range"] == "0-6"
+        # Now it too is older than the age: the next periodic pass removes it.
+        _backdate_upload(server, "purge/fresh", fresh_id, hours=2)
+        deadline = time.monotonic() + 10
+        while c.get(fresh_location).status_code != 404:
+            assert time.monotonic() < deadline, "the periodic purge never came"
+            time.sleep(0.05)
+    assert not (server.root / "repositories" / "purge" / "fresh" / "_uploads" / fresh_id).exists()
+
+
+def test_upload_purge_age_0_keeps_every_session(tmp_path: Path) -> None:
+    server = RegistryProcess(tmp_path / "root", ["--upload-purge-age", "0"])
+    with server, httpx.Client(base_url=server.url) as c:
+        r = c.post("/v2/kept/blobs/uploads/")
+        location, upload_id = r.headers["Location"], r.headers["Docker-Upload-UUID"]
+        c.patch(location, content=b"partial")
+    _backdate_upload(server, "kept", upload_id, hours=24 * 365)
+    with server, httpx.Client(base_url=server.url) as c:
+        assert c.get(location).headers["Range"] == "0-6"
+
+
 def test_cancelled_upload_is_gone(client: httpx.Client) -> None:
     location = client.post("/v2/cancel/blobs/uploads/").headers["Location"]
     assert client.delete(location).status_code == 204
