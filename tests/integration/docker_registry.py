@@ -11,6 +11,7 @@ import ipaddress
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -273,3 +274,97 @@ class ThrottledProxy:
         self._stop.set()
         self._listener.close()
         self._thread.join(timeout=2)
+
+
+class CuttingProxy:
+    """A TCP relay on 127.0.0.1 to `target` that resets the first `cuts` connections
+    once they have carried `after` bytes back to the client (a layer download broken
+    midway); the rest pass untouched. `requests` keeps what clients sent, to see how
+    they resumed."""
+
+    def __init__(self, target: tuple[str, int], after: int, cuts: int = 1) -> None:
+        import threading
+
+        self.target = target
+        self.after = after
+        self.cuts_left = cuts
+        self.cut = 0
+        self.requests: list[bytes] = []
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        import threading
+
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while data := client.recv(64 * 1024):
+                with self._lock:
+                    self.requests.append(data)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(client, upstream)
+
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        sent = 0
+        try:
+            while data := upstream.recv(64 * 1024):
+                client.sendall(data)
+                sent += len(data)
+                if sent >= self.after and self._take_cut():
+                    # SO_LINGER 0: the close is a reset, as a dropped link looks. The
+                    # shutdown wakes the other thread's recv, or close would wait for it.
+                    linger = struct.pack("ii", 1, 0)
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    client.shutdown(socket.SHUT_RD)
+                    break
+        except OSError:
+            pass
+        finally:
+            _close(client, upstream)
+
+    def _take_cut(self) -> bool:
+        with self._lock:
+            if self.cuts_left <= 0:
+                return False
+            self.cuts_left -= 1
+            self.cut += 1
+            return True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(timeout=2)
+
+
+def _close(*sockets: socket.socket) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.close()
