@@ -44,6 +44,7 @@ from essaim.engine.system import backing_filesystem
 from essaim.engine.update import ContainerUpdater
 from essaim.errors import InvalidParameter
 from essaim.image.distribution.hosts import DEFAULT_CERTS_DIR, RegistryHosts
+from essaim.image.distribution.retry import RetryPolicy
 from essaim.image.distribution.service import DistributionService
 from essaim.image.service import ImageService
 from essaim.runtime.registry import Runtimes
@@ -73,6 +74,8 @@ class DaemonConfig:
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)
     certs_dir: Path = DEFAULT_CERTS_DIR
+    max_download_attempts: int = 5
+    download_retry_second: float = 1.0
 
 
 def parse_args(argv: list[str] | None = None) -> DaemonConfig:
@@ -127,7 +130,17 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         default=str(DEFAULT_CERTS_DIR),
         help="registry certificates, <dir>/<host:port>/ca.crt (dockerd: /etc/docker/certs.d)",
     )
+    p.add_argument(
+        "--max-download-attempts",
+        type=int,
+        default=5,
+        help="attempts at each layer of a pull, the first included (default 5)",
+    )
+    # How long a second of the `Retrying in N seconds` countdown lasts: tests shorten it.
+    p.add_argument("--download-retry-second", type=float, default=1.0, help=argparse.SUPPRESS)
     ns = p.parse_args(argv)
+    if ns.max_download_attempts <= 0:
+        p.error(f"invalid max download attempts: {ns.max_download_attempts}")
     data_root = Path(ns.data_root).resolve()
     cgroup_parent = ns.cgroup_parent
     if cgroup_parent is None:
@@ -150,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         insecure_registries=list(ns.insecure_registries),
         registry_mirrors=list(ns.registry_mirrors),
         certs_dir=Path(ns.certs_dir),
+        max_download_attempts=ns.max_download_attempts,
+        download_retry_second=ns.download_retry_second,
     )
 
 
@@ -250,7 +265,10 @@ class Daemon:
                 )
             except InvalidParameter as exc:
                 raise SystemExit(f"essaimd: {exc.message}") from None
-            distribution = DistributionService(images, store, events, registries)
+            retry = RetryPolicy(
+                attempts=config.max_download_attempts, second=config.download_retry_second
+            )
+            distribution = DistributionService(images, store, events, registries, retry)
             volumes = VolumeService(config.data_root, store, events)
             await volumes.load()
             try:

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -209,13 +210,12 @@ class DockerRegistry(RegistryProcess):
         return [str(DOCKER_REGISTRY), "serve", str(path)]
 
 
-class ThrottledProxy:
-    """A TCP relay on 127.0.0.1 to `target`, slowing what flows back to the client to
-    `rate` bytes a second: long enough transfers to stop a registry midway."""
+class _Relay:
+    """A TCP relay on 127.0.0.1 to `target`: each accepted connection is handed, with
+    its upstream connection, to `_relay` (the subclass's way of passing bytes)."""
 
-    def __init__(self, target: tuple[str, int], rate: int) -> None:
+    def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.rate = rate
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._stop = threading.Event()
@@ -240,8 +240,37 @@ class ThrottledProxy:
             except OSError:
                 client.close()
                 continue
-            for src, dst, slow in ((client, upstream, False), (upstream, client, True)):
-                threading.Thread(target=self._pump, args=(src, dst, slow), daemon=True).start()
+            upstream.settimeout(None)
+            self._relay(client, upstream)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(timeout=2)
+
+
+def _close(*sockets: socket.socket) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()
+
+
+class ThrottledProxy(_Relay):
+    """Slows what flows back to the client to `rate` bytes a second: long enough
+    transfers to stop a registry midway."""
+
+    def __init__(self, target: tuple[str, int], rate: int) -> None:
+        self.rate = rate
+        super().__init__(target)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        for src, dst, slow in ((client, upstream, False), (upstream, client, True)):
+            threading.Thread(target=self._pump, args=(src, dst, slow), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
         piece = 64 * 1024
@@ -256,16 +285,66 @@ class ThrottledProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+            _close(src, dst)
+
+
+class CuttingProxy(_Relay):
+    """Resets the first `cuts` connections once they have carried `after` bytes back
+    to the client (a layer download broken midway); the rest pass untouched.
+    `requests` keeps what clients sent, to see how they resumed."""
+
+    def __init__(self, target: tuple[str, int], after: int, cuts: int = 1) -> None:
+        self.after = after
+        self.cuts_left = cuts
+        self.cut = 0
+        self.requests: list[bytes] = []
+        self._lock = threading.Lock()
+        super().__init__(target)
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        try:
+            while data := client.recv(64 * 1024):
+                with self._lock:
+                    self.requests.append(data)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
                 with contextlib.suppress(OSError):
                     s.close()
 
-    def close(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        self._thread.join(timeout=2)
+    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
+        sent = 0
+        try:
+            while data := upstream.recv(64 * 1024):
+                client.sendall(data)
+                sent += len(data)
+                if sent >= self.after and self._take_cut():
+                    # SO_LINGER 0: the close is a reset, as a dropped link looks. The
+                    # shutdown wakes the other thread's recv, or close would wait for it.
+                    linger = struct.pack("ii", 1, 0)
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                    client.shutdown(socket.SHUT_RD)
+                    break
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def _take_cut(self) -> bool:
+        with self._lock:
+            if self.cuts_left <= 0:
+                return False
+            self.cuts_left -= 1
+            self.cut += 1
+            return True
 
 
 def remove(path: Path) -> None:

@@ -160,6 +160,72 @@ def test_sdk_save_and_load(daemon: EssaimDaemon) -> None:
     client.images.remove("sdk-saved:x")
 
 
+def _on_a_terminal(daemon: EssaimDaemon, *args: str) -> str:
+    """What `docker ARGS` writes to a terminal (the CLI asks for progress only there)."""
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        ["docker", *args], env=daemon.env(), stdin=subprocess.DEVNULL,
+        stdout=secondary, stderr=secondary,
+    )  # fmt: skip
+    os.close(secondary)
+    out = b""
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # EIO: the CLI closed the terminal
+            break
+        if not data:
+            break
+        out += data
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def test_load_streams_loading_layer_progress_unless_quiet(
+    daemon: EssaimDaemon, tmp_path: Path
+) -> None:
+    ctr, ref = unique("progress"), unique("load-progress") + ":v1"
+    ok(daemon.docker("run", "--name", ctr, "busybox", "sh", "-c",
+                     "head -c 3000000 /dev/urandom > /blob"))  # fmt: skip
+    ok(daemon.docker("commit", ctr, ref))
+    ok(daemon.docker("rm", ctr))
+    base, new = json.loads(ok(daemon.docker("image", "inspect", ref)))[0]["RootFS"]["Layers"]
+    archive = save(daemon, ref)
+    files = members(archive)
+    (entry,) = json_member(files, "manifest.json")
+    sizes = [len(files[name] or b"") for name in entry["Layers"]]
+    api = daemon.client().api
+    ok(daemon.docker("rmi", ref))
+
+    messages = list(api.load_image(archive, quiet=False))
+    loading = [m for m in messages if m.get("status") == "Loading layer"]
+    # busybox's layer is here already: like moby, only the layer unpacked is reported.
+    assert {m["id"] for m in loading} == {new[7:19]}
+    assert base[7:19] != new[7:19]
+    for m in loading:
+        assert 0 < m["progressDetail"]["current"] <= m["progressDetail"]["total"] == sizes[1]
+        assert m["progress"].startswith("[")
+    assert loading[-1]["progressDetail"]["current"] == sizes[1]
+    assert messages[len(loading) :] == [{"stream": f"Loaded image: {ref}\n"}]
+
+    for quiet in (None, True):  # moby's default is quiet
+        ok(daemon.docker("rmi", ref))
+        assert list(api.load_image(archive, quiet=quiet)) == [{"stream": f"Loaded image: {ref}\n"}]
+
+    ok(daemon.docker("rmi", ref))
+    (tmp_path / "image.tar").write_bytes(archive)
+    shown = _on_a_terminal(daemon, "load", "-i", str(tmp_path / "image.tar"))
+    assert f"{new[7:19]}: Loading layer" in shown
+    assert f"Loaded image: {ref}" in shown
+    code, out, err = load(daemon, archive)  # not a terminal: the lines alone
+    assert (code, out) == (0, f"Loaded image: {ref}\n"), err
+    ok(daemon.docker("rmi", ref))
+
+
 def test_load_moves_a_name_from_another_image_with_dockers_notice(
     daemon: EssaimDaemon, tmp_path: Path
 ) -> None:
@@ -380,14 +446,15 @@ def test_prune_publishes_its_event(daemon: EssaimDaemon, tmp_path: Path) -> None
     client = daemon.client()
     report = client.images.prune()
     assert {"Deleted": dangling} in report["ImagesDeleted"]
-    # The SDK's `until` keeps its fraction; the CLI's `--until 0s` is cut to whole
-    # seconds (as Docker's is), which leaves out an event of the current second.
-    now = time.time()
-    events = client.events(
-        since=now - 60, until=now, filters={"type": "image", "event": "prune"}, decode=True
-    )
-    attributes = [event["Actor"]["Attributes"] for event in events]
-    assert attributes and "reclaimed" in attributes[-1]
+    # Not `--until 0s`: the CLI turns a duration into whole seconds, which would leave
+    # out an event of the current second.
+    now = time.time_ns()
+    until = f"{now // 10**9}.{now % 10**9:09d}"
+    events = ok(
+        daemon.docker("events", "--since", "60s", "--until", until, "--filter", "type=image",
+                      "--filter", "event=prune", "--format", "{{json .Actor.Attributes}}")
+    )  # fmt: skip
+    assert '"reclaimed"' in events
 
 
 def test_unnamed_images_list_with_placeholders_before_api_1_43(

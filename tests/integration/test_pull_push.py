@@ -18,7 +18,12 @@ import zstandard
 
 from tests.integration.conftest import new_root, running
 from tests.integration.daemon import EssaimDaemon, fails, ok
-from tests.integration.registries import DOCKER_REGISTRY, DockerRegistry, ThrottledProxy
+from tests.integration.registries import (
+    DOCKER_REGISTRY,
+    CuttingProxy,
+    DockerRegistry,
+    ThrottledProxy,
+)
 
 pytestmark = pytest.mark.skipif(not DOCKER_REGISTRY.exists(), reason="needs docker-registry")
 
@@ -269,7 +274,8 @@ def test_interrupted_pull_leaves_no_image_and_completes_after_restart(
     ok(daemon.docker("rm", "big"))
     ok(daemon.docker("push", ref))
     proxy = ThrottledProxy(("127.0.0.1", registry.port), rate=8_000_000)
-    other = EssaimDaemon(new_root())
+    # Retries fail fast once the registry is gone: a 0.01 s countdown second.
+    other = EssaimDaemon(new_root(), extra=["--download-retry-second", "0.01"])
     try:
         for fresh in running(other):
             through = f"{proxy.address}/big"
@@ -296,6 +302,38 @@ def test_interrupted_pull_leaves_no_image_and_completes_after_restart(
         proxy.close()
         if registry.proc is None:
             registry.start()
+
+
+def test_a_layer_download_cut_midway_is_retried_and_resumed(
+    daemon: EssaimDaemon, registry: DockerRegistry
+) -> None:
+    ref = f"{registry.address}/cut:v1"
+    ok(daemon.docker("run", "--name", "cut", "busybox", "sh", "-c",
+                     "head -c 6000000 /dev/urandom > /blob"))  # fmt: skip
+    ok(daemon.docker("commit", "cut", ref))
+    ok(daemon.docker("rm", "cut"))
+    ok(daemon.docker("push", ref))
+    proxy = CuttingProxy(("127.0.0.1", registry.port), after=3_000_000)
+    other = EssaimDaemon(new_root(), extra=["--download-retry-second", "0.01"])
+    try:
+        for fresh in running(other):
+            ok(fresh.docker("rmi", "busybox"))
+            through = f"{proxy.address}/cut:v1"
+            pulled = ok(fresh.docker("pull", through))
+            assert proxy.cut == 1, "the proxy never cut a download"
+            assert "Retrying in 5 seconds" in pulled
+            assert f"Status: Downloaded newer image for {through}" in pulled
+            assert inspect(fresh, through)["Id"] == inspect(daemon, ref)["Id"]
+            # The retry asked for the rest only, and the registry served it.
+            sent = b"".join(proxy.requests).lower()
+            assert b"range: bytes=" in sent
+            ingest = fresh.data_root / "content" / "ingest"
+            assert list(ingest.iterdir()) == []
+            assert ok(fresh.docker("run", "--rm", through, "wc", "-c", "/blob")).split()[0] == (
+                "6000000"
+            )
+    finally:
+        proxy.close()
 
 
 def test_local_commit_push_is_deterministic(daemon: EssaimDaemon, registry: DockerRegistry) -> None:

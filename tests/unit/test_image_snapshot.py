@@ -4,6 +4,7 @@ unpacked directory per chain id, whole or absent, and the overlay lower-dir orde
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import tarfile
@@ -157,3 +158,18 @@ def test_lower_dirs_put_the_top_layer_first(snapshots: Snapshotter) -> None:
 def test_lower_dirs_of_an_image_without_layers(snapshots: Snapshotter) -> None:
     assert snapshots.lower_dirs([]) == [snapshots.empty]
     assert snapshots.empty.is_dir()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_unpack_reports_how_far_into_the_layer_file_it_has_read(
+    snapshots: Snapshotter, tmp_path: Path, compress: bool
+) -> None:
+    path = layer(tmp_path / "l.tar", {"big": os.urandom(3 << 20)}, compress=compress)
+    offsets: list[int] = []
+    data = path.read_bytes()
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(data) if compress else data).hexdigest()
+    snapshots.unpack(CHAIN_A, path, diff_id=diff_id, on_read=offsets.append)
+    assert len(offsets) > 1
+    assert offsets == sorted(offsets)
+    assert offsets[-1] == path.stat().st_size
+    assert (snapshots.dir(CHAIN_A) / "fs" / "big").stat().st_size == 3 << 20

@@ -16,6 +16,7 @@ from essaim.engine.containers import ContainerService
 from essaim.errors import InvalidParameter
 from essaim.image import save
 from essaim.image.archive_load import load_archive
+from essaim.image.distribution.progress import Message
 from essaim.image.prune import PruneQuery
 from essaim.image.service import ImageService
 
@@ -57,10 +58,14 @@ class ImageArchivesAPI:
 
     async def load(self, req: Request) -> AnyResponse:
         # The whole archive is read and checked before the reply starts, so a bad one
-        # is a plain 400 and leaves nothing behind. `quiet` only silences progress,
-        # which we do not send: the lines are the same either way, as moby's.
-        lines = await load_archive(self.images, req.stream())
-        return StreamResponse(json_lines(_stream_lines(lines)))
+        # is a plain 400 and leaves nothing behind; the `Loading layer` progress is
+        # gathered meanwhile and goes first. moby's `quiet` defaults to true (the CLI
+        # asks for progress only on a terminal).
+        progress: list[Message] = []
+        quiet = req.query.get_bool("quiet", True)
+        # list.append is safe from the executor thread that unpacks the layers.
+        lines = await load_archive(self.images, req.stream(), None if quiet else progress.append)
+        return StreamResponse(json_lines(_load_messages(progress, lines)))
 
     async def prune(self, req: Request) -> AnyResponse:
         filters = Filters.parse(req.query.get("filters"))
@@ -85,6 +90,8 @@ class ImageArchivesAPI:
         return json_response({"ImagesDeleted": report or None, "SpaceReclaimed": reclaimed})
 
 
-async def _stream_lines(lines: list[str]) -> AsyncIterator[dict[str, str]]:
+async def _load_messages(progress: list[Message], lines: list[str]) -> AsyncIterator[Message]:
+    for message in progress:
+        yield message
     for line in lines:
         yield {"stream": line + "\n"}

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,22 @@ def _addr(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _duration(value: str) -> float:
+    """Seconds, from a Go duration or a plain number of seconds."""
+    from essaim.errors import InvalidParameter
+    from essaim.image.changes import parse_duration
+
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]*)?", value):
+        return float(value)
+    try:
+        nanoseconds = parse_duration(value)
+    except InvalidParameter as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if nanoseconds < 0:
+        raise argparse.ArgumentTypeError(f"a duration cannot be negative: {value!r}")
+    return nanoseconds / 1e9
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +63,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     serve.add_argument("--token-service", default="essaim-registry")
     serve.add_argument("--token-issuer", default="essaim-token-issuer")
     serve.add_argument("--token-lifetime", type=int, default=300, help="seconds")
+    serve.add_argument(
+        "--upload-purge-age",
+        type=_duration,
+        default="168h",
+        metavar="DURATION",
+        help="remove upload sessions begun longer ago than this (default 168h); a Go "
+        "duration (168h, 30m, 1h30m, 90s) or seconds; 0 disables purging",
+    )
+    serve.add_argument(
+        "--upload-purge-interval",
+        type=_duration,
+        default="24h",
+        metavar="DURATION",
+        help="how often to look for such sessions, after a first look at start-up "
+        "(default 24h); 0 disables purging",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     gc = commands.add_parser("gc", help=GC_HELP, description=GC_HELP)
@@ -77,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from essaim.image.registry.purge import UploadPurging
     from essaim.image.registry.serve import RegistryConfig, RootBusy, serve
 
     logging.basicConfig(
@@ -103,6 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         token_service=args.token_service,
         token_issuer=args.token_issuer,
         token_lifetime=args.token_lifetime,
+        upload_purging=UploadPurging(args.upload_purge_age, args.upload_purge_interval),
     )
     try:
         asyncio.run(serve(config))

@@ -7,10 +7,11 @@ goes out: no image, tag or blob of a bad archive stays behind.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from essaim.image import ingest
+from essaim.image import ingest, oci
+from essaim.image.distribution.progress import Emit, Meter
 from essaim.image.load import LoadItem, StagedArchive, make_staging, remove_staging
 from essaim.image.service import ImageService
 
@@ -20,8 +21,29 @@ def _unpack_and_read(staged: StagedArchive, body: Path) -> list[LoadItem]:
     return staged.read()
 
 
-async def load_archive(images: ImageService, chunks: AsyncIterator[bytes]) -> list[str]:
-    """Load the archive the request body carries; the lines moby prints for it."""
+def _loading(emit: Emit) -> ingest.LayerReading:
+    """moby's `Loading layer` progress for each layer unpacked: the offset read in its
+    file against the file's size, under the diff id's short form. Called from the
+    executor thread that unpacks: `emit` must be safe there."""
+
+    def reading(layer: oci.Descriptor, diff_id: str) -> Callable[[int], None]:
+        meter = Meter(emit, "Loading layer", diff_id.removeprefix("sha256:")[:12], layer.size)
+
+        def at(offset: int) -> None:
+            meter.advance(offset - meter.current)
+            if offset >= layer.size:
+                meter.finish()
+
+        return at
+
+    return reading
+
+
+async def load_archive(
+    images: ImageService, chunks: AsyncIterator[bytes], progress: Emit | None = None
+) -> list[str]:
+    """Load the archive the request body carries; the lines moby prints for it.
+    `progress` is given moby's `Loading layer` messages as each layer is unpacked."""
     body = await images.receive_upload(chunks)
     staging = await images.run_blocking(make_staging, images.content)
     staged = StagedArchive(staging, images.content)
@@ -32,7 +54,7 @@ async def load_archive(images: ImageService, chunks: AsyncIterator[bytes]) -> li
             existed = images.get_cached(item.config_digest) is not None
             image = await images.add_from_content(
                 item.config_digest, item.layers, manifest_digest=item.manifest_digest,
-                event="load",
+                event="load", reading=_loading(progress) if progress is not None else None,
             )  # fmt: skip
             if not existed:
                 added.append(image.id)

@@ -24,6 +24,8 @@ from essaim.image.snapshot import Snapshotter
 from essaim.model.image import HistoryEntry, Image, ImageConfig
 
 _WRITE_BATCH = 1 << 20
+# (layer blob, diff id) -> a callback told the offset reached in the blob as it is read
+LayerReading = Callable[[oci.Descriptor, str], Callable[[int], None]]
 
 
 async def receive(chunks: AsyncIterator[bytes], path: Path, executor: Executor) -> None:
@@ -186,12 +188,15 @@ def image_from_content(
     layers: Sequence[oci.Descriptor],
     manifest_digest: str,
     known_layer: Callable[[str, str], bool] = lambda blob, diff_id: blob == diff_id,
+    reading: LayerReading | None = None,
 ) -> Image:
     """The image whose config blob is `config_digest` and whose layer blobs are `layers`
     (all in `content`): each missing snapshot unpacked from its blob, the uncompressed
     bytes checked against the config's diff id; the manifest written when not given.
     A snapshot already there is only trusted for a blob that `known_layer(blob, diff_id)`
-    says holds that diff id; any other blob is checked by hashing it uncompressed."""
+    says holds that diff id; any other blob is checked by hashing it uncompressed.
+    For each layer it unpacks, `reading(layer, diff_id)` may give a callback that is
+    told how far into the layer's blob the unpacking has read."""
     image = oci.decode_config(content.read(config_digest), config_digest)
     if len(layers) != len(image.diff_ids):
         raise InvalidParameter(
@@ -206,10 +211,14 @@ def image_from_content(
             # bytes, or a later push or save would hand out what the config denies.
             with content.open(layer.digest) as raw, archive.open_decompressed(raw) as stream:
                 HashingReader(stream).check(diff_id)
-    sizes = [
-        snapshots.unpack(chain, content.path(layer.digest), diff_id=diff_id)
-        for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True)
-    ]
+    sizes = []
+    for chain, layer, diff_id in zip(chains, layers, image.diff_ids, strict=True):
+        on_read = None
+        if reading is not None and not snapshots.exists(chain):
+            on_read = reading(layer, diff_id)
+        sizes.append(
+            snapshots.unpack(chain, content.path(layer.digest), diff_id=diff_id, on_read=on_read)
+        )
     image = msgspec.structs.replace(
         image,
         size=sum(sizes),

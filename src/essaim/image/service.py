@@ -438,13 +438,15 @@ class ImageService:
         manifest_digest: str = "",
         refs: Sequence[Reference] = (),
         event: str | None = None,
+        reading: ingest.LayerReading | None = None,
     ) -> Image:
         """The image whose config blob and layer blobs (bottom first; gzip, zstd or
         uncompressed) are already in the content store, as pulled or loaded: nothing is
         re-encoded, so its id is the config's digest. Each layer is checked against its
         diff id as it is unpacked. `manifest_digest` names a stored manifest ("" writes
         an OCI one). `refs` (tags and repo@digest) are pointed at it. Blobs are read,
-        never consumed: on failure the caller deletes what it no longer needs."""
+        never consumed: on failure the caller deletes what it no longer needs.
+        `reading` follows each layer as it is unpacked (`docker load`'s progress)."""
         await self.load()
         # Held while we work, so that a concurrent `rmi` of an image sharing them does
         # not remove the snapshots and blobs this image is about to use.
@@ -464,6 +466,7 @@ class ImageService:
                 layers,
                 manifest_digest,
                 self._index.layer_blob_holds,
+                reading,
             )
             self._layers.hold(holder, chains, [*blobs, image.manifest_digest])
             async with self._lock:

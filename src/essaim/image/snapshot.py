@@ -14,11 +14,16 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from essaim.errors import SystemError_
 from essaim.image import archive
 from essaim.image.content import HashingReader, fsync_dir
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MNT_DETACH = 2
 # Device nodes that layers bring (unpacked as Docker does, as root) stay inert in a
@@ -49,6 +54,40 @@ def _os_error(what: str, path: Path | str) -> OSError:
     return OSError(code, f"{what} {path}: {os.strerror(code)}")
 
 
+class _ReadProgress(io.RawIOBase):
+    """A layer file whose reads report the furthest offset they have reached (the
+    compression sniffing reads the head, then seeks back)."""
+
+    def __init__(self, source: io.BufferedReader, report: Callable[[int], None]) -> None:
+        self._source = source
+        self._report = report
+        self._furthest = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int:
+        return self._source.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        count = self._source.readinto(buffer)
+        offset = self._source.tell()
+        if offset > self._furthest:
+            self._furthest = offset
+            self._report(offset)
+        return count
+
+
+def _reporting(file: io.BufferedReader, report: Callable[[int], None] | None) -> BinaryIO:
+    return file if report is None else cast(BinaryIO, _ReadProgress(file, report))
+
+
 class Snapshotter:
     """Unpacked layers under `root` (`<data_root>/snapshots`), keyed by chain id."""
 
@@ -77,10 +116,17 @@ class Snapshotter:
         except (FileNotFoundError, ValueError):
             return 0
 
-    def unpack(self, chain_id: str, layer: Path, diff_id: str | None = None) -> int:
+    def unpack(
+        self,
+        chain_id: str,
+        layer: Path,
+        diff_id: str | None = None,
+        on_read: Callable[[int], None] | None = None,
+    ) -> int:
         """Unpack the (maybe compressed) layer tar for `chain_id` unless it is already
         there; return the layer's size. With `diff_id`, the uncompressed bytes must hash
-        to it (DigestMismatch otherwise, and no snapshot). A crash leaves only a `.tmp-`
+        to it (DigestMismatch otherwise, and no snapshot). `on_read(offset)` is told how
+        far into the layer file reading has come. A crash leaves only a `.tmp-`
         directory."""
         if self.exists(chain_id):
             return self.size(chain_id)
@@ -88,7 +134,10 @@ class Snapshotter:
         try:
             fs = staging / "fs"
             fs.mkdir(mode=0o755)
-            with layer.open("rb") as raw, archive.open_decompressed(raw) as stream:
+            with (
+                layer.open("rb") as file,
+                archive.open_decompressed(_reporting(file, on_read)) as stream,
+            ):
                 if diff_id is None:
                     size = archive.unpack(stream, fs, whiteouts=True)
                 else:

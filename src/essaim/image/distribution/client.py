@@ -153,11 +153,16 @@ class RegistryClient:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, method: str, path: str, *, scopes: Sequence[str]
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """A response whose body the caller reads as it comes (blobs)."""
         url = self.url(path)
-        sent = await self._headers(method, url, scopes, None)
+        sent = await self._headers(method, url, scopes, headers)
         try:
             async with self.http.stream(method, url, headers=sent) as response:
                 yield response

@@ -1,6 +1,7 @@
 """`docker pull`: resolve a tag or digest (an index narrowed to one platform), fetch
 the config and the missing layers (three at a time, each verified before it is
-committed), make the image from them, and report it all in Docker's progress words.
+committed, retried and resumed as dockerd does), make the image from them, and report
+it all in Docker's progress words.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from essaim.image.distribution.hosts import RegistryHosts
 from essaim.image.distribution.manifests import config_platform
 from essaim.image.distribution.platforms import Platform, choose, host
 from essaim.image.distribution.progress import Emit, Meter, plain, status, transfer
+from essaim.image.distribution.retry import RetryPolicy, countdown_text
 from essaim.image.distribution.sources import BlobSources
 from essaim.image.reference import Reference
 from essaim.image.service import ImageService
@@ -66,7 +68,9 @@ class Puller:
         hosts: RegistryHosts,
         sources: BlobSources,
         fetches: BlobFetches,
+        retry: RetryPolicy,
     ) -> None:
+        self.retry = retry
         self.images = images
         self.hosts = hosts
         self.sources = sources
@@ -193,14 +197,22 @@ class Puller:
                     return
                 meter = Meter(emit, "Downloading", ident, layer.size)
 
+                def attempt_begins(offset: int) -> None:
+                    nonlocal meter
+                    # As moby's progress reader: a resumed attempt counts what is left.
+                    meter = Meter(emit, "Downloading", ident, layer.size - offset)
+
                 def verifying() -> None:
                     meter.finish()
                     emit(status("Verifying Checksum", ident))
 
                 await download(
                     client, content, ref.path, layer, scopes,
-                    on_bytes=meter.advance,
+                    policy=self.retry,
+                    on_attempt=attempt_begins,
+                    on_bytes=lambda n: meter.advance(n),
                     on_verify=verifying,
+                    on_wait=lambda seconds: emit(status(countdown_text(seconds), ident)),
                 )  # fmt: skip
                 emit(status("Download complete", ident))
 

@@ -17,6 +17,7 @@ from essaim.image.distribution.manifests import config_platform
 from essaim.image.distribution.progress import Emit
 from essaim.image.distribution.pull import Puller, PullTarget
 from essaim.image.distribution.push import Pusher, PushTarget
+from essaim.image.distribution.retry import RetryPolicy
 from essaim.image.distribution.sources import BlobSources
 from essaim.image.reference import Reference
 from essaim.image.service import ImageService
@@ -27,12 +28,19 @@ from essaim.store.events import EventBus
 
 class DistributionService:
     def __init__(
-        self, images: ImageService, store: Store, events: EventBus, hosts: RegistryHosts
+        self,
+        images: ImageService,
+        store: Store,
+        events: EventBus,
+        hosts: RegistryHosts,
+        download_retry: RetryPolicy | None = None,
     ) -> None:
         self.hosts = hosts
         self.images = images
         self.sources = BlobSources(store)
-        self._puller = Puller(images, hosts, self.sources, BlobFetches())
+        self._puller = Puller(
+            images, hosts, self.sources, BlobFetches(), download_retry or RetryPolicy()
+        )
         self._pusher = Pusher(images, hosts, self.sources, events)
 
     async def pull(self, target: PullTarget, emit: Emit) -> None:

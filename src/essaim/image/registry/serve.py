@@ -13,7 +13,7 @@ import signal
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from essaim.api.server import Server
@@ -21,6 +21,7 @@ from essaim.image.registry.app import TOKEN_PATH, RegistryApplication
 from essaim.image.registry.auth import Authenticator, BasicAuth, OpenAccess, TokenAuth
 from essaim.image.registry.context import Registry
 from essaim.image.registry.htpasswd import Htpasswd
+from essaim.image.registry.purge import UploadPurging, purge_once, purge_periodically
 from essaim.image.registry.storage import RegistryStorage
 from essaim.image.registry.token_server import TokenServer
 from essaim.image.registry.tokens import TokenIssuer, TokenVerifier, load_certificates
@@ -46,6 +47,7 @@ class RegistryConfig:
     token_service: str = "essaim-registry"
     token_issuer: str = "essaim-token-issuer"
     token_lifetime: int = 300
+    upload_purging: UploadPurging = field(default_factory=UploadPurging)
 
 
 class RootBusy(Exception):
@@ -122,7 +124,13 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        purging = config.upload_purging
+        purger: asyncio.Task[None] | None = None
         try:
+            if purging.enabled:
+                # Before listening: no session can be in use yet.
+                await purge_once(app.registry.uploads, purging)
+                purger = asyncio.create_task(purge_periodically(app.registry.uploads, purging))
             await server.listen_tcp(config.host, config.port, tls)
             log.info(
                 "essaim registry listening on %s://%s:%d, root %s",
@@ -132,5 +140,9 @@ async def serve(config: RegistryConfig, ready: asyncio.Event | None = None) -> N
                 ready.set()
             await stop.wait()
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
             await server.close()
             executor.shutdown(wait=True)

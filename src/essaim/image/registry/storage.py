@@ -267,5 +267,32 @@ class RegistryStorage:
     def upload_dir(self, name: str, upload_id: str) -> Path:
         return self.repo(name) / "_uploads" / upload_id
 
+    def upload_sessions(self) -> Iterator[tuple[str, str]]:
+        """(repository, upload id) of every session on disk, including those of a
+        repository that has nothing else yet (its first push in progress)."""
+        if not self.repositories.is_dir():
+            return
+        for dirpath, dirnames, _ in os.walk(self.repositories):
+            here = Path(dirpath)
+            if "_uploads" in dirnames:
+                name = here.relative_to(self.repositories).as_posix()
+                for entry in sorted((here / "_uploads").iterdir()):
+                    if entry.is_dir():
+                        yield name, entry.name
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("_"))
+
+    def upload_started_at(self, name: str, upload_id: str) -> float | None:
+        """When the session began (Unix seconds), from its `startedat` file, or the
+        directory's mtime when a crash came before that file was written; None once gone."""
+        directory = self.upload_dir(name, upload_id)
+        try:
+            return float((directory / "startedat").read_text())
+        except (OSError, ValueError):
+            pass
+        try:
+            return directory.stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def remove_upload(self, name: str, upload_id: str) -> None:
         shutil.rmtree(self.upload_dir(name, upload_id), ignore_errors=True)

@@ -97,7 +97,12 @@ class UploadSessions:
         """Appends the body, whatever part of it arrives: a dropped connection leaves
         the session at the offset reached, for the client to resume from."""
         path = self.storage.upload_dir(upload.name, upload.id) / "data"
-        fd = await self._run(os.open, path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            fd = await self._run(os.open, path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            # Cancelled or purged while this request waited for the session's lock.
+            self._live.pop((upload.name, upload.id), None)
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload.id}) from None
         pending: asyncio.Future[None] | None = None
         loop = asyncio.get_running_loop()
         batch: list[bytes] = []
@@ -150,6 +155,31 @@ class UploadSessions:
         finally:
             # Verified or not, the session is over (the reference registry does the same).
             await self.cancel(upload)
+
+    async def purge(self, older_than: float) -> list[tuple[str, str]]:
+        """Removes the sessions begun before `older_than` (Unix seconds), except one
+        receiving bytes right now; returns the (repository, id) of those removed."""
+
+        def stale() -> list[tuple[str, str]]:
+            out = []
+            for name, upload_id in self.storage.upload_sessions():
+                started = self.storage.upload_started_at(name, upload_id)
+                if started is not None and started < older_than:
+                    out.append((name, upload_id))
+            return out
+
+        removed: list[tuple[str, str]] = []
+        for name, upload_id in await self._run(stale):
+            live = self._live.get((name, upload_id))
+            if live is None:
+                await self._run(self.storage.remove_upload, name, upload_id)
+            elif live.lock.locked():
+                continue  # a request is appending to it: it is not abandoned
+            else:
+                async with live.lock:
+                    await self.cancel(live)
+            removed.append((name, upload_id))
+        return removed
 
     async def cancel(self, upload: Upload) -> None:
         self._live.pop((upload.name, upload.id), None)
