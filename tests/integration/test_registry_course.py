@@ -1,15 +1,20 @@
 """The course's private registry, end to end with the real docker CLI: `essaim registry`
 on loopback (open, Basic auth, token auth), push, rmi, pull back the same image; the
-same through Debian's docker-registry; skopeo reads what the CLI pushed."""
+same through Debian's docker-registry; skopeo reads what the CLI pushed; a pulled layer
+that tries to leave its root is refused or contained."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
 from tests.integration.daemon import EssaimDaemon
@@ -208,3 +213,111 @@ def test_default_registry_names_are_pulled_through_a_mirror(
     pulled = ok(d.docker("pull", "course-mirrored:1"))
     assert "Status: Downloaded newer image for course-mirrored:1" in pulled
     assert ok(d.docker("run", "--rm", "course-mirrored:1", "echo", "mirrored")) == "mirrored\n"
+
+
+def _hostile_layer(outside: Path, kind: str) -> bytes:
+    """A layer that tries one way out of its root towards `outside` (a host dir)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add(info: tarfile.TarInfo, data: bytes = b"") -> None:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+
+        if kind == "dotdot":
+            add(tarfile.TarInfo(f"../../../..{outside}/{kind}"), kind.encode())
+        elif kind == "absolute":
+            add(tarfile.TarInfo(f"{outside}/{kind}"), kind.encode())
+        elif kind == "symlink":
+            link = tarfile.TarInfo("escape")
+            link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+            add(link)
+            add(tarfile.TarInfo(f"escape/{kind}"), kind.encode())
+        elif kind == "hardlink":
+            hard = tarfile.TarInfo("hard")
+            hard.type, hard.linkname = tarfile.LNKTYPE, "../../../../etc/hostname"
+            add(hard)
+        elif kind == "device":
+            device = tarfile.TarInfo("devnull")
+            device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+            add(device)
+        add(tarfile.TarInfo("ok"), b"ok")
+    return out.getvalue()
+
+
+def _push_layer_image(registry: EssaimRegistry, name: str, layer: bytes) -> str:
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
+        }
+    ).encode()
+    compressed = gzip.compress(layer, mtime=0)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": sha256(compressed),
+                    "size": len(compressed),
+                }
+            ],
+        }
+    ).encode()
+    with httpx.Client(base_url=registry.url) as client:
+        for blob in (config, compressed):
+            posted = client.post(
+                f"/v2/{name}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
+            )
+            assert posted.status_code == 201, posted.text
+        put = client.put(
+            f"/v2/{name}/manifests/1",
+            content=manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+    return f"{registry.address}/{name}:1"
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "device"])
+def test_a_pulled_layer_cannot_reach_outside_its_root(
+    daemon: EssaimDaemon, registry: EssaimRegistry, tmp_path: Path, kind: str
+) -> None:
+    """Each way out is refused (no image, nothing kept) or contained (the entry lands
+    inside the image's root as if it were `/`); the host directory stays empty."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ref = _push_layer_image(registry, f"course/hostile-{kind}", _hostile_layer(outside, kind))
+    before = ok(daemon.docker("images", "-aq", "--no-trunc")).split()
+    pulled = daemon.docker("pull", ref)
+    assert list(outside.iterdir()) == []
+    if pulled.returncode != 0:
+        assert kind in ("dotdot", "hardlink"), pulled.stderr
+        assert "outside" in pulled.stderr or "hard" in pulled.stderr, pulled.stderr
+        assert ok(daemon.docker("images", "-aq", "--no-trunc")).split() == before
+        return
+    created = ok(daemon.docker("create", ref)).strip()
+    try:
+        if kind in ("absolute", "symlink"):
+            copied = daemon.docker("cp", f"{created}:{outside}/{kind}", str(tmp_path / kind))
+            assert copied.returncode == 0, copied.stderr
+            assert (tmp_path / kind).read_text() == kind
+        if kind == "device":
+            # Created as moby creates it, but the root is mounted nodev: unusable.
+            # The image has no shell: the host's static busybox is lent to it.
+            ran = daemon.docker("run", "--rm", "-v", "/bin/busybox:/busybox:ro", "--entrypoint",
+                                "/busybox", ref, "sh", "-c", "echo x > /devnull")  # fmt: skip
+            assert ran.returncode != 0
+            assert "Permission denied" in ran.stderr + ran.stdout
+    finally:
+        ok(daemon.docker("rm", created))
+    ok(daemon.docker("rmi", ref))
