@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from essaim.errors import InvalidParameter, NotFound
-from essaim.image.distribution import challenge, credentials, errors, hosts, platforms, progress
+from essaim.image import platforms
+from essaim.image.distribution import challenge, credentials, errors, hosts, progress
 from essaim.image.distribution.hosts import RegistryHosts
 from essaim.image.distribution.login import registry_domain
 from essaim.image.distribution.push import docker_manifest

@@ -17,8 +17,8 @@ from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, StreamResponse, json_response
 from essaim.api.router import Router
 from essaim.errors import EssaimError, InvalidParameter
-from essaim.image import reference
-from essaim.image.distribution import credentials, platforms
+from essaim.image import platforms, reference
+from essaim.image.distribution import credentials
 from essaim.image.distribution.errors import TransportError
 from essaim.image.distribution.progress import Channel, Emit, Message, error
 from essaim.image.distribution.pull import PullTarget

@@ -19,7 +19,7 @@ from essaim.errors import InvalidParameter
 from essaim.image import archive, oci
 from essaim.image.content import ContentStore, HashingReader
 from essaim.image.layers import Layers
-from essaim.image.platform import host_platform
+from essaim.image.platforms import host_platform
 from essaim.image.snapshot import Snapshotter
 from essaim.model.image import HistoryEntry, Image, ImageConfig
 

@@ -22,8 +22,8 @@ from typing import Any
 from essaim.errors import InvalidParameter
 from essaim.image import archive, oci, oci_layout, reference
 from essaim.image.content import ContentStore, DigestMismatch
-from essaim.image.oci_layout import IndexEntry, Platform
-from essaim.image.platform import host_platform
+from essaim.image.oci_layout import IndexEntry
+from essaim.image.platforms import Platform, host
 from essaim.image.reference import Reference
 from essaim.image.scoped_paths import clean_parts, follow_in_scope
 
@@ -45,11 +45,6 @@ class LoadItem:
     layers: list[oci.Descriptor]
     manifest_digest: str = ""
     refs: list[Reference] = field(default_factory=list)
-
-
-def host() -> Platform:
-    architecture, variant, os_name = host_platform()
-    return Platform(architecture, os_name, variant)
 
 
 class StagedArchive:

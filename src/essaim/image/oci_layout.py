@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from essaim.errors import InvalidParameter
-from essaim.image import oci, reference
+from essaim.image import oci, platforms, reference
+from essaim.image.platforms import Platform
 from essaim.image.reference import Reference
 
 LAYOUT_FILE = "oci-layout"
@@ -29,16 +30,6 @@ def blob_path(digest: str) -> str:
     """Where the layout keeps a blob: `blobs/<algorithm>/<hex>`."""
     algorithm, _, hex_ = digest.partition(":")
     return f"blobs/{algorithm}/{hex_}"
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    architecture: str
-    os: str
-    variant: str = ""
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +69,8 @@ def _platform(raw: Any) -> Platform | None:
         return None
     if not isinstance(raw, dict):
         raise InvalidParameter("invalid index: platform is not an object")
-    return Platform(
-        architecture=str(raw.get("architecture") or ""),
-        os=str(raw.get("os") or ""),
-        variant=str(raw.get("variant") or ""),
+    return platforms.normalize(
+        str(raw.get("os") or ""), str(raw.get("architecture") or ""), str(raw.get("variant") or "")
     )
 
 
@@ -123,11 +112,7 @@ def parse_index(raw: bytes) -> list[IndexEntry]:
 def platform_matches(wanted: Platform, offered: Platform | None) -> bool:
     """Whether an image for `offered` runs on `wanted` (the host); no platform at all
     is taken as a match, as single-platform layouts often say none."""
-    if offered is None:
-        return True
-    if offered.os != wanted.os or offered.architecture != wanted.architecture:
-        return False
-    return not offered.variant or not wanted.variant or offered.variant == wanted.variant
+    return offered is None or platforms.matches(wanted, offered)
 
 
 def pick_platform(entries: Sequence[IndexEntry], host: Platform) -> IndexEntry:

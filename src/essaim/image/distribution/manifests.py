@@ -14,7 +14,7 @@ from essaim.errors import SystemError_
 from essaim.image import oci
 from essaim.image.distribution.blobs import MAX_MANIFEST, VerificationFailed
 from essaim.image.distribution.client import RegistryClient
-from essaim.image.distribution.platforms import Platform, from_descriptor
+from essaim.image.platforms import Platform, from_descriptor
 
 ACCEPT = ", ".join((oci.DOCKER_MANIFEST, oci.DOCKER_MANIFEST_LIST, oci.OCI_INDEX, oci.OCI_MANIFEST))
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')

@@ -20,10 +20,10 @@ from essaim.image.distribution.credentials import NONE as NO_CREDENTIALS
 from essaim.image.distribution.credentials import Credentials
 from essaim.image.distribution.hosts import RegistryHosts
 from essaim.image.distribution.manifests import config_platform
-from essaim.image.distribution.platforms import Platform, choose, host
 from essaim.image.distribution.progress import Emit, Meter, plain, status, transfer
 from essaim.image.distribution.retry import RetryPolicy, countdown_text
 from essaim.image.distribution.sources import BlobSources
+from essaim.image.platforms import Platform, choose, host
 from essaim.image.reference import Reference
 from essaim.image.service import ImageService
 

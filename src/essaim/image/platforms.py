@@ -1,14 +1,29 @@
-"""Platforms as containerd names them (`linux/arm64/v8`): parsing the `platform=`
-parameter, normalising architectures and variants, and picking a manifest of an index.
+"""Platforms as containerd names them (`linux/arm64/v8`): this host's, parsing the
+`platform=` parameter, normalising architectures and variants, and picking the manifest
+of an index that runs here (pull and load alike).
 """
 
 from __future__ import annotations
 
+import platform as _platform
 from dataclasses import dataclass
 from typing import Any
 
 from essaim.errors import InvalidParameter
-from essaim.image.platform import host_platform
+
+_ARCHITECTURES = {
+    "x86_64": ("amd64", ""),
+    "amd64": ("amd64", ""),
+    "aarch64": ("arm64", ""),
+    "arm64": ("arm64", ""),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", ""),
+    "i686": ("386", ""),
+    "ppc64le": ("ppc64le", ""),
+    "s390x": ("s390x", ""),
+    "riscv64": ("riscv64", ""),
+}
 
 _KNOWN_OS = frozenset(
     {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js",
@@ -59,6 +74,14 @@ def normalize(os_name: str, arch: str, variant: str) -> Platform:
     elif arch == "arm":
         variant = {"": "v7", "5": "v5", "6": "v6", "7": "v7", "8": "v8"}.get(variant, variant)
     return Platform(os_name, arch, variant)
+
+
+def host_platform() -> tuple[str, str, str]:
+    """(architecture, variant, os) of this machine, e.g. ("amd64", "", "linux"), for
+    the config of images made here."""
+    machine = _platform.machine().lower()
+    architecture, variant = _ARCHITECTURES.get(machine, (machine, ""))
+    return architecture, variant, "linux"
 
 
 def host() -> Platform:
