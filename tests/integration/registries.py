@@ -453,7 +453,11 @@ class Image:
 
 def make_image(layer_files: list[dict[str, bytes]], compress: bool = True) -> Image:
     """An OCI image whose layers hold the given files."""
-    tars = [layer_tar(files) for files in layer_files]
+    return image_of_layers([layer_tar(files) for files in layer_files], compress)
+
+
+def image_of_layers(tars: list[bytes], compress: bool = True) -> Image:
+    """An OCI image of these layer tars (gzipped unless told otherwise)."""
     layers = [gzip.compress(t, mtime=0) if compress else t for t in tars]
     config = json.dumps(
         {
@@ -479,6 +483,23 @@ def make_image(layer_files: list[dict[str, bytes]], compress: bool = True) -> Im
         }
     ).encode()
     return Image(manifest, config, layers)
+
+
+def push_image(registry: RegistryProcess, name: str, tag: str, image: Image) -> str:
+    """Upload the image's blobs and manifest over the API; its reference."""
+    with httpx.Client(base_url=registry.url, verify=False) as client:
+        for digest, blob in image.blobs.items():
+            posted = client.post(
+                f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=blob
+            )
+            assert posted.status_code == 201, posted.text
+        put = client.put(
+            f"/v2/{name}/manifests/{tag}",
+            content=image.manifest,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+    return f"{registry.address}/{name}:{tag}"
 
 
 def write_oci_layout(directory: Path, image: Image, tag: str) -> None:

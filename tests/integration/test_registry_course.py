@@ -5,7 +5,6 @@ that tries to leave its root is refused or contained."""
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import re
@@ -14,14 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 
 from tests.integration.daemon import EssaimDaemon
 from tests.integration.registries import (
     DockerRegistry,
     EssaimRegistry,
+    image_of_layers,
     make_certificate,
+    push_image,
     sha256,
     skopeo,
     write_htpasswd,
@@ -245,49 +245,6 @@ def _hostile_layer(outside: Path, kind: str) -> bytes:
     return out.getvalue()
 
 
-def _push_layer_image(registry: EssaimRegistry, name: str, layer: bytes) -> str:
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
-        }
-    ).encode()
-    compressed = gzip.compress(layer, mtime=0)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha256(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": sha256(compressed),
-                    "size": len(compressed),
-                }
-            ],
-        }
-    ).encode()
-    with httpx.Client(base_url=registry.url) as client:
-        for blob in (config, compressed):
-            posted = client.post(
-                f"/v2/{name}/blobs/uploads/", params={"digest": sha256(blob)}, content=blob
-            )
-            assert posted.status_code == 201, posted.text
-        put = client.put(
-            f"/v2/{name}/manifests/1",
-            content=manifest,
-            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-        )
-        assert put.status_code == 201, put.text
-    return f"{registry.address}/{name}:1"
-
-
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "device"])
 def test_a_pulled_layer_cannot_reach_outside_its_root(
     daemon: EssaimDaemon, registry: EssaimRegistry, tmp_path: Path, kind: str
@@ -296,7 +253,8 @@ def test_a_pulled_layer_cannot_reach_outside_its_root(
     inside the image's root as if it were `/`); the host directory stays empty."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    ref = _push_layer_image(registry, f"course/hostile-{kind}", _hostile_layer(outside, kind))
+    image = image_of_layers([_hostile_layer(outside, kind)])
+    ref = push_image(registry, f"course/hostile-{kind}", "1", image)
     before = ok(daemon.docker("images", "-aq", "--no-trunc")).split()
     pulled = daemon.docker("pull", ref)
     assert list(outside.iterdir()) == []
