@@ -264,15 +264,21 @@ def test_zstd_layer_is_pulled_and_runs(daemon: EssaimDaemon, registry: DockerReg
         assert inspect(fresh, f"{registry.address}/zstd:v1")["Id"] == config_digest
 
 
+def _push_random(daemon: EssaimDaemon, ref: str, size: int) -> str:
+    """Commit busybox plus `/blob`, `size` random bytes (one layer that gzip cannot
+    shrink), as `ref` and push it; returns `ref`."""
+    ok(daemon.docker("run", "--name", "random-src", "busybox", "sh", "-c",
+                     f"head -c {size} /dev/urandom > /blob"))  # fmt: skip
+    ok(daemon.docker("commit", "random-src", ref))
+    ok(daemon.docker("rm", "random-src"))
+    ok(daemon.docker("push", ref))
+    return ref
+
+
 def test_interrupted_pull_leaves_no_image_and_completes_after_restart(
     daemon: EssaimDaemon, registry: DockerRegistry
 ) -> None:
-    ref = f"{registry.address}/big:v1"
-    ok(daemon.docker("run", "--name", "big", "busybox", "sh", "-c",
-                     "head -c 24000000 /dev/urandom > /big"))  # fmt: skip
-    ok(daemon.docker("commit", "big", ref))
-    ok(daemon.docker("rm", "big"))
-    ok(daemon.docker("push", ref))
+    ref = _push_random(daemon, f"{registry.address}/big:v1", 24_000_000)
     proxy = ThrottledProxy(("127.0.0.1", registry.port), rate=8_000_000)
     # Retries fail fast once the registry is gone: a 0.01 s countdown second.
     other = EssaimDaemon(new_root(), extra=["--download-retry-second", "0.01"])
@@ -307,12 +313,7 @@ def test_interrupted_pull_leaves_no_image_and_completes_after_restart(
 def test_a_layer_download_cut_midway_is_retried_and_resumed(
     daemon: EssaimDaemon, registry: DockerRegistry
 ) -> None:
-    ref = f"{registry.address}/cut:v1"
-    ok(daemon.docker("run", "--name", "cut", "busybox", "sh", "-c",
-                     "head -c 6000000 /dev/urandom > /blob"))  # fmt: skip
-    ok(daemon.docker("commit", "cut", ref))
-    ok(daemon.docker("rm", "cut"))
-    ok(daemon.docker("push", ref))
+    ref = _push_random(daemon, f"{registry.address}/cut:v1", 6_000_000)
     proxy = CuttingProxy(("127.0.0.1", registry.port), after=3_000_000)
     other = EssaimDaemon(new_root(), extra=["--download-retry-second", "0.01"])
     try:

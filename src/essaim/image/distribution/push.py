@@ -242,10 +242,7 @@ class Pusher:
         return oci.Descriptor(oci.DOCKER_LAYER_GZIP, gz, size)
 
     async def _record(self, ref: Reference, image: Image, plan: Plan, digest: str) -> None:
-        """The manifest kept and `repo@digest` added to the image's RepoDigests."""
-        content = self.images.content
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, content.write, plan.manifest, digest)
+        """`repo@digest` added to the image's RepoDigests; where its config now is."""
         await self.sources.record(plan.config.digest, repository=ref.name)
         by_digest = Reference(ref.domain, ref.path, None, digest)
         # The pushed manifest describes this very image: only the name is new.
