@@ -53,13 +53,25 @@ def _reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _bind(proto: str, host: str, port: int) -> socket.socket:
-    kind, number = {
-        "tcp": (socket.SOCK_STREAM, socket.IPPROTO_TCP),
-        "udp": (socket.SOCK_DGRAM, socket.IPPROTO_UDP),
-        "sctp": (socket.SOCK_STREAM, socket.IPPROTO_SCTP),
-    }[proto]
-    sock = socket.socket(socket.AF_INET, kind, number)  # close-on-exec: runc never gets it
+_SOCKET_TYPES = {
+    "tcp": (socket.SOCK_STREAM, socket.IPPROTO_TCP),
+    "udp": (socket.SOCK_DGRAM, socket.IPPROTO_UDP),
+    "sctp": (socket.SOCK_STREAM, socket.IPPROTO_SCTP),
+}
+
+
+def _open(proto: str, binding: str) -> socket.socket:
+    kind, number = _SOCKET_TYPES[proto]
+    try:
+        return socket.socket(socket.AF_INET, kind, number)  # close-on-exec: runc never has it
+    except OSError as exc:  # SCTP on a kernel without it, say
+        raise SystemError_(
+            f"failed to create socket for userland proxy for {binding}: {_reason(exc)}"
+        ) from exc
+
+
+def _bind(sock: socket.socket, proto: str, host: str, port: int) -> None:
+    """Bind `sock`, or close it and raise the OSError."""
     try:
         if proto == "tcp":
             # As dockerd: SO_REUSEADDR so a port in TIME_WAIT can be taken again, then
@@ -74,7 +86,6 @@ def _bind(proto: str, host: str, port: int) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    return sock
 
 
 class HostPorts:
@@ -114,9 +125,12 @@ class HostPorts:
             return self._reserve_in_range(proto, host_ip, host, port, end, target)
 
     def release(self, reservation: Reservation) -> None:
-        """Give the port back; releasing twice is harmless."""
+        """Give the port back. Releasing twice is harmless: a closed socket says the port
+        is no longer this reservation's, and may be another's by now."""
         host = ANY if reservation.host_ip is None else str(reservation.host_ip)
         with self._lock:
+            if reservation._socket.fileno() == -1:
+                return
             reservation._socket.close()
             self._taken.get((host, reservation.proto), set()).discard(reservation.host_port)
 
@@ -131,10 +145,11 @@ class HostPorts:
         taken = self._taken.setdefault((host, proto), set())
         if port in taken:
             raise SystemError_(f"Bind for {host}:{port} failed: port is already allocated")
+        binding = _binding(host, port, port, target, proto)
+        sock = _open(proto, binding)
         try:
-            sock = _bind(proto, host, port)
+            _bind(sock, proto, host, port)
         except OSError as exc:
-            binding = _binding(host, port, port, target, proto)
             raise SystemError_(f"failed to bind host port for {binding}: {_reason(exc)}") from exc
         taken.add(port)
         return Reservation(proto, host_ip, port, sock)
@@ -150,15 +165,16 @@ class HostPorts:
     ) -> Reservation:
         """dockerd's way: the next free port after the last one given in this range
         (wrapping), bound; if another process holds it, the next, up to MAX_ATTEMPTS."""
-        begin, last_port = (start, end) if start else self.ephemeral
+        begin, final = (start, end) if start else self.ephemeral
         taken = self._taken.setdefault((host, proto), set())
+        binding = _binding(host, start, end, target, proto)
         error = ""
         for _ in range(MAX_ATTEMPTS):
-            port = self._next_free(taken, (host, proto, begin, last_port))
+            port = self._next_free(taken, (host, proto, begin, final))
+            sock = _open(proto, binding)
             try:
-                sock = _bind(proto, host, port)
+                _bind(sock, proto, host, port)
             except OSError as exc:
-                binding = _binding(host, start, end, target, proto)
                 if start:
                     error = f"failed to bind host port {port} for {binding}: {_reason(exc)}"
                 else:  # dockerd words a request without a host port like an exact one
