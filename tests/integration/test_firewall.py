@@ -334,6 +334,22 @@ def test_published_tcp_port_from_another_namespace_keeps_the_clients_address(
     assert net.client.get(net.host_side, port) == f"c1 {net.client.address}"
 
 
+def test_ports_published_one_by_one_and_unpublished(
+    net: Topology, firewall: Firewall, host_ports: tuple[int, int]
+) -> None:
+    """Ports added to an applied state go in as map elements; one taken away, out."""
+    port, udp = host_ports
+    echo = PublishedPort("udp", None, udp, net.c1.address, UDP, net.bridge_a.bridge)
+    _apply(firewall, _state(net))
+    _apply(firewall, _state(net, _web(net, port)))
+    assert _host_get("127.0.0.1", port) == f"c1 {net.gateway_a}"
+    _apply(firewall, _state(net, _web(net, port), echo))
+    assert _host_ask_udp("127.0.0.1", udp) == f"c1 {net.gateway_a}"
+    _apply(firewall, _state(net, echo))
+    assert _host_get("127.0.0.1", port, wait=1) is None
+    assert _host_ask_udp("127.0.0.1", udp) == f"c1 {net.gateway_a}"
+
+
 def test_port_published_on_loopback_only_is_not_reachable_from_outside(
     net: Topology, firewall: Firewall, host_ports: tuple[int, int]
 ) -> None:
@@ -445,7 +461,7 @@ def test_concurrent_applies_leave_the_last_state(net: Topology, firewall: Firewa
         await asyncio.gather(*(firewall.apply(state) for state in states))
 
     asyncio.run(race())
-    listed = _run("nft", "list", "chain", "ip", net.table, "published").stdout
+    listed = _run("nft", "list", "map", "ip", net.table, "published_anywhere").stdout
     assert "20005" in listed
     assert not [p for p in range(20000, 20005) if str(p) in listed]
 

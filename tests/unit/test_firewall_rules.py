@@ -5,13 +5,13 @@ structure, not from its layout. The kernel's view of it is in the integration te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
 from essaim.network.firewall.model import BridgeRules, FirewallState, PublishedPort
-from essaim.network.firewall.rules import render
+from essaim.network.firewall.rules import render, render_additions
 
 pytestmark = pytest.mark.unit
 
@@ -94,31 +94,40 @@ def test_state_replaces_the_tables_in_the_same_script() -> None:
     assert set(script.tables) == {f"ip {T}"}  # no bridge table while every bridge has icc
 
 
+def published(script: Script, name: str) -> set[str]:
+    """The elements of one of the published-port maps (named maps are listed with sets)."""
+    lines = script.tables[f"ip {T}"].sets[name]
+    found = [line for line in lines if line.startswith("elements = ")]
+    return entries(found[0]) if found else set()
+
+
 def test_published_port_on_every_address_is_dnat_from_outside_and_from_the_host() -> None:
     script = parse(render(T, FirewallState(bridges=(A,), ports=(WEB,))))
     for chain, hook in (("prerouting", "prerouting"), ("output", "output")):
         rules = script.chain("ip", chain)
         assert f"type nat hook {hook}" in rules[0]
         assert "fib daddr type local jump published" in rules
-    [dnat] = script.chain("ip", "published")
-    assert dnat.startswith("dnat ip to meta l4proto . th dport map")
-    assert entries(dnat) == {"tcp . 8080 : 10.213.1.2 . 80"}
+    assert script.chain("ip", "published") == [
+        "dnat ip to ip daddr . meta l4proto . th dport map @published_on_address",
+        "dnat ip to meta l4proto . th dport map @published_anywhere",
+    ]
+    assert published(script, "published_anywhere") == {"tcp . 8080 : 10.213.1.2 . 80"}
+    assert published(script, "published_on_address") == set()
 
 
 def test_published_port_on_one_address_matches_that_address() -> None:
     script = parse(render(T, FirewallState(bridges=(A,), ports=(WEB, DNS))))
-    [specific] = rules_with(script.chain("ip", "published"), "ip daddr")
-    assert specific.startswith("dnat ip to ip daddr . meta l4proto . th dport map")
-    assert entries(specific) == {"127.0.0.1 . udp . 5353 : 10.213.1.3 . 53"}
+    assert published(script, "published_on_address") == {"127.0.0.1 . udp . 5353 : 10.213.1.3 . 53"}
+    assert published(script, "published_anywhere") == {"tcp . 8080 : 10.213.1.2 . 80"}
     # The address-specific map is consulted before the catch-all one.
-    assert script.chain("ip", "published").index(specific) == 0
+    assert "@published_on_address" in script.chain("ip", "published")[0]
 
 
 def test_unspecified_host_address_is_every_address() -> None:
     port = PublishedPort("tcp", IPv4Address("0.0.0.0"), 81, IPv4Address("10.213.1.2"), 80, "esbra")
     assert port.host_ip is None
-    [dnat] = parse(render(T, FirewallState(bridges=(A,), ports=(port,)))).chain("ip", "published")
-    assert entries(dnat) == {"tcp . 81 : 10.213.1.2 . 80"}
+    script = parse(render(T, FirewallState(bridges=(A,), ports=(port,))))
+    assert published(script, "published_anywhere") == {"tcp . 81 : 10.213.1.2 . 80"}
 
 
 def test_many_ports_share_one_map() -> None:
@@ -127,22 +136,77 @@ def test_many_ports_share_one_map() -> None:
         for i in range(50)
         for proto in ("tcp", "udp")
     )
-    [dnat] = parse(render(T, FirewallState(bridges=(A,), ports=ports))).chain("ip", "published")
-    assert len(entries(dnat)) == 100
-    assert "udp . 9049 : 10.213.1.51 . 80" in entries(dnat)
+    script = parse(render(T, FirewallState(bridges=(A,), ports=ports)))
+    assert len(published(script, "published_anywhere")) == 100
+    assert "udp . 9049 : 10.213.1.51 . 80" in published(script, "published_anywhere")
 
 
-def test_no_ports_no_dnat_chains() -> None:
-    chains = parse(render(T, FirewallState(bridges=(A,)))).tables[f"ip {T}"].chains
-    assert set(chains) == {"postrouting", "forward"}
+def test_no_ports_empty_maps() -> None:
+    script = parse(render(T, FirewallState(bridges=(A,))))
+    assert set(script.tables[f"ip {T}"].chains) == {
+        "prerouting",
+        "output",
+        "published",
+        "postrouting",
+        "forward",
+    }
+    assert published(script, "published_anywhere") == set()
+    assert published(script, "published_on_address") == set()
 
 
 def test_ports_of_an_internal_bridge_are_not_published() -> None:
     internal = BridgeRules("esbri", IPv4Network("10.213.3.0/24"), internal=True)
     hidden = PublishedPort("tcp", None, 8081, IPv4Address("10.213.3.2"), 80, "esbri")
     script = parse(render(T, FirewallState(bridges=(A, internal), ports=(WEB, hidden))))
-    [dnat] = script.chain("ip", "published")
-    assert entries(dnat) == {"tcp . 8080 : 10.213.1.2 . 80"}
+    assert published(script, "published_anywhere") == {"tcp . 8080 : 10.213.1.2 . 80"}
+
+
+# --- publishing more ports: additions only ---------------------------------------------------
+
+
+def test_more_ports_are_added_as_map_elements() -> None:
+    old = FirewallState(bridges=(A,), ports=(WEB,))
+    new = FirewallState(bridges=(A,), ports=(WEB, DNS, replace(WEB, host_port=8081)))
+    script = render_additions(T, old, new)
+    assert script is not None
+    assert script.splitlines() == [
+        f"add element ip {T} published_on_address {{ 127.0.0.1 . udp . 5353 : 10.213.1.3 . 53 }}",
+        f"add element ip {T} published_anywhere {{ tcp . 8081 : 10.213.1.2 . 80 }}",
+    ]
+
+
+def test_first_ports_of_a_network_are_additions_too() -> None:
+    script = render_additions(T, FirewallState(bridges=(A,)), FirewallState((A,), (WEB,)))
+    assert script == f"add element ip {T} published_anywhere {{ tcp . 8080 : 10.213.1.2 . 80 }}\n"
+
+
+def test_same_ports_in_another_order_add_nothing() -> None:
+    old = FirewallState(bridges=(A,), ports=(WEB, DNS))
+    assert render_additions(T, old, FirewallState(bridges=(A,), ports=(DNS, WEB))) == ""
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # A port goes, or changes: something is deleted.
+        (FirewallState((A,), (WEB, DNS)), FirewallState((A,), (WEB,))),
+        (FirewallState((A,), (WEB,)), FirewallState((A,), (replace(WEB, container_port=81),))),
+        # The bridges change.
+        (FirewallState((A,), (WEB,)), FirewallState((A, B), (WEB,))),
+        (FirewallState((A,), ()), FirewallState((replace(A, icc=False),), ())),
+        # Nothing of ours exists yet: the tables must be made.
+        (FirewallState(), FirewallState((), (WEB,))),
+    ],
+)
+def test_anything_but_more_ports_needs_the_whole_script(
+    old: FirewallState, new: FirewallState
+) -> None:
+    assert render_additions(T, old, new) is None
+
+
+def test_additions_are_checked_like_the_whole_script() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        render_additions(T, FirewallState((A,), ()), FirewallState((A,), (WEB, WEB)))
 
 
 def test_bridge_traffic_leaving_by_another_interface_is_masqueraded() -> None:

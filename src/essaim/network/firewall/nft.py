@@ -7,7 +7,7 @@ import asyncio
 
 from essaim.errors import SystemError_
 from essaim.network.firewall.model import FirewallState
-from essaim.network.firewall.rules import check_table_name, render
+from essaim.network.firewall.rules import check_table_name, render, render_additions
 
 NFT = "nft"
 
@@ -45,29 +45,39 @@ class Firewall:
         check_table_name(table)
         self.table = table
         self._lock = asyncio.Lock()
-        # The script the kernel holds, as far as we know; None: unknown (at start, or
-        # after a failure we could not read), so the next apply runs whatever it is.
-        self._applied: str | None = None
+        # What the kernel holds, as far as we know (the state and its full script); None:
+        # unknown (at start, or after an apply we could not see end), so the next apply
+        # replaces whatever is there.
+        self._applied: tuple[FirewallState, str] | None = None
 
     async def apply(self, state: FirewallState) -> None:
         script = render(self.table, state)  # raises before anything changes
         async with self._lock:
-            if script == self._applied:
+            if self._applied is None:
+                await self._run(state, script, script)
                 return
-            await self._run(script)
+            old_state, old_script = self._applied
+            if script == old_script:
+                return
+            additions = render_additions(self.table, old_state, state)
+            await self._run(state, script, script if additions is None else additions)
 
     async def remove(self) -> None:
         """Our tables gone, whatever we believe is there."""
         async with self._lock:
-            await self._run(render(self.table, FirewallState()))
+            empty = FirewallState()
+            script = render(self.table, empty)
+            await self._run(empty, script, script)
 
-    async def _run(self, script: str) -> None:
+    async def _run(self, state: FirewallState, script: str, change: str) -> None:
+        """Run `change`, which takes the kernel to `script` (the same, or its additions)."""
         try:
-            await run_nft(script)
+            if change:
+                await run_nft(change)
         except SystemError_:
             # nft's transaction was refused whole: the kernel still holds the old rules.
             raise
         except BaseException:
             self._applied = None
             raise
-        self._applied = script
+        self._applied = (state, script)
