@@ -106,7 +106,7 @@ class UpstreamServer:
                 for address in self.records[name]
             ]
             response.answer.append(dns.rrset.from_rdata_list(query.question[0].name, 30, rdatas))
-        return response.to_wire(max_size=65535)
+        return response.to_wire(max_size=65535, want_shuffle=False)  # records in given order
 
 
 def bound_pair(address: str, port: int = 0) -> tuple[socket.socket, socket.socket]:

@@ -69,6 +69,17 @@ def test_shared_name_answers_every_address() -> None:
     assert sorted(addresses(response)) == ["10.213.7.2", "10.213.7.3"]
 
 
+def test_shared_name_answers_in_turn_in_the_order_sent() -> None:
+    names = names_with(("a", "10.213.7.2"), ("b", "10.213.7.3"), ("c", "10.213.7.4"))
+    firsts = []
+    for _ in range(3):
+        response = local_answer(names, [NET], dns.message.make_query("shared", "A"))
+        assert response is not None
+        sent = dns.message.from_wire(render(response, 512), one_rr_per_rrset=True)
+        firsts.append(addresses(sent)[0])
+    assert sorted(firsts) == ["10.213.7.2", "10.213.7.3", "10.213.7.4"]
+
+
 def test_aaaa_for_a_known_ipv4_only_name_is_nodata_not_forwarded() -> None:
     response = ask("web", "AAAA")
     assert response is not None

@@ -79,6 +79,16 @@ def test_answer_comes_from_the_first_upstream() -> None:
     assert second.asked == []
 
 
+def test_upstream_answers_keep_their_order() -> None:
+    order = ["10.213.9.9", "10.213.9.7", "10.213.9.8", "10.213.9.1"]
+    server = UpstreamServer({"example.test": order})
+
+    async def body(upstreams: list[Upstream]) -> None:
+        assert addresses(await forward(upstreams, "example.test")) == order
+
+    run(body, server)
+
+
 @pytest.mark.parametrize("rcode", [dns.rcode.SERVFAIL, dns.rcode.REFUSED])
 def test_servfail_or_refused_moves_to_the_next_upstream(rcode: dns.rcode.Rcode) -> None:
     failing = UpstreamServer(rcode=rcode)

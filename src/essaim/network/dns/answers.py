@@ -117,9 +117,11 @@ def local_answer(
 
 def render(response: dns.message.Message, max_size: int) -> bytes:
     """The response's wire form in `max_size` bytes: answers that do not fit are dropped one
-    by one and TC set, so the client keeps what fits (as dockerd) and may retry over TCP."""
+    by one and TC set, so the client keeps what fits (as dockerd) and may retry over TCP.
+    Records keep their order (dnspython shuffles by default): the table's round robin, or
+    the upstream's."""
     try:
-        return response.to_wire(max_size=max_size)
+        return response.to_wire(max_size=max_size, want_shuffle=False)
     except dns.exception.TooBig:
         pass
     records = [(rrset.name, rrset.ttl, rdata) for rrset in response.answer for rdata in rrset]
@@ -131,13 +133,13 @@ def render(response: dns.message.Message, max_size: int) -> bytes:
         keep = (low + high) // 2
         response.answer = _rrsets(records[:keep])
         try:
-            best = response.to_wire(max_size=max_size)
+            best = response.to_wire(max_size=max_size, want_shuffle=False)
             low = keep + 1
         except dns.exception.TooBig:
             high = keep - 1
     if best is None:
         response.answer = []
-        best = response.to_wire(max_size=max_size, prefer_truncation=True)
+        best = response.to_wire(max_size=max_size, prefer_truncation=True, want_shuffle=False)
     return best
 
 

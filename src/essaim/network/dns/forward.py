@@ -136,7 +136,8 @@ class Forwarder:
 def _reply_to(outgoing: dns.message.Message, wire: bytes) -> dns.message.Message | None:
     """The upstream's reply if `wire` is one to `outgoing` (same id and question)."""
     try:
-        reply = dns.message.from_wire(wire)
+        # One RRset per record: relayed as the upstream sent them, duplicates included.
+        reply = dns.message.from_wire(wire, one_rr_per_rrset=True)
     except Exception:  # an upstream's bytes are untrusted too
         return None
     try:
