@@ -80,6 +80,18 @@ def test_shared_name_answers_in_turn_in_the_order_sent() -> None:
     assert sorted(firsts) == ["10.213.7.2", "10.213.7.3", "10.213.7.4"]
 
 
+def test_aaaa_queries_between_a_queries_do_not_stall_the_round_robin() -> None:
+    names = names_with(("a", "10.213.7.2"), ("b", "10.213.7.3"))
+    firsts = []
+    for _ in range(2):
+        for rdtype in ("A", "AAAA"):  # as getaddrinfo asks, for each lookup
+            response = local_answer(names, [NET], dns.message.make_query("shared", rdtype))
+            assert response is not None
+            if rdtype == "A":
+                firsts.append(addresses(response)[0])
+    assert firsts[0] != firsts[1]
+
+
 def test_aaaa_for_a_known_ipv4_only_name_is_nodata_not_forwarded() -> None:
     response = ask("web", "AAAA")
     assert response is not None

@@ -99,6 +99,19 @@ def test_shared_alias_answers_every_holder_in_turn() -> None:
     assert len(set(firsts)) == 3  # each holder comes first once in three answers
 
 
+def test_knows_does_not_take_a_turn() -> None:
+    names = table(record("a1", "10.213.1.2", "api"), record("b1", "10.213.1.3", "api"))
+    firsts = []
+    for _ in range(2):
+        assert names.knows([FRONT], "api")  # as a client's AAAA query beside each A
+        answer = names.resolve([FRONT], "api")
+        assert answer is not None
+        firsts.append(answer[0])
+    assert firsts[0] != firsts[1]
+    assert not names.knows([FRONT], "nothing")
+    assert not names.knows([BACK], "api")
+
+
 def test_replaced_endpoint_answers_its_new_address_and_names() -> None:
     names = table(record("web", "10.213.1.2", "old"))
     names.set_endpoint(record("web", "10.213.1.9", "new"))

@@ -95,23 +95,25 @@ def local_answer(
         return response
     if question.rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.MX):
         return None
-    addresses = table.resolve(networks, qname.to_text(omit_final_dot=True))
+    name = qname.to_text(omit_final_dot=True)
+    if question.rdtype != dns.rdatatype.A:
+        # AAAA: the name is ours but has no IPv6 address, NODATA (forwarding it would leak
+        # the name upstream). MX: NOERROR with no record is RFC 5321's "implicit MX".
+        return _answer(query) if table.knows(networks, name) else None
+    addresses = table.resolve(networks, name)
     if addresses is None:
         return None
     response = _answer(query)
-    if question.rdtype == dns.rdatatype.A:
-        response.answer.append(
-            dns.rrset.from_rdata_list(
-                qname,
-                RESPONSE_TTL,
-                [
-                    dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, str(address))
-                    for address in addresses
-                ],
-            )
+    response.answer.append(
+        dns.rrset.from_rdata_list(
+            qname,
+            RESPONSE_TTL,
+            [
+                dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, str(address))
+                for address in addresses
+            ],
         )
-    # AAAA: the name is ours but has no IPv6 address, NODATA (forwarding it would leak the
-    # name upstream). MX: NOERROR with no record is RFC 5321's "implicit MX", as dockerd.
+    )
     return response
 
 

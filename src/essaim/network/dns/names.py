@@ -85,6 +85,20 @@ class NameTable:
         """The addresses of `name` for a sandbox on `networks` (its connection order), or
         None when the name is none of ours (the caller forwards it). A name several
         endpoints share answers all of them on the first network that has it, rotated."""
+        found = self._lookup(networks, name)
+        if found is None:
+            return None
+        network_id, wanted, addresses = found
+        return self._rotated(network_id, wanted, addresses)
+
+    def knows(self, networks: Sequence[str], name: str) -> bool:
+        """Whether `resolve` would answer, without taking a turn of the round robin (AAAA
+        and MX ask this: a client's AAAA beside each A must not skip every other turn)."""
+        return self._lookup(networks, name) is not None
+
+    def _lookup(
+        self, networks: Sequence[str], name: str
+    ) -> tuple[str, str, list[IPv4Address]] | None:
         for wanted, network_name in _candidates(_key(name)):
             for network_id in networks:
                 network = self._networks.get(network_id)
@@ -94,8 +108,7 @@ class NameTable:
                     continue
                 holders = network.by_name.get(wanted)
                 if holders:
-                    addresses = [network.records[cid].address for cid in holders]
-                    return self._rotated(network_id, wanted, addresses)
+                    return network_id, wanted, [network.records[c].address for c in holders]
         return None
 
     def reverse(self, networks: Sequence[str], address: IPv4Address) -> str | None:
