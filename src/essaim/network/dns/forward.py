@@ -18,6 +18,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 
+from essaim.errors import SystemError_
 from essaim.network.netns import in_netns
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Forwarder:
         where = (str(upstream.address), upstream.port)
         try:
             sock = await self._socket(family, kind, upstream, netns)
-        except OSError as error:
+        except (OSError, SystemError_) as error:  # SystemError_: the namespace is gone
             log.warning("no socket for upstream %s: %s", upstream.address, error)
             return None
         loop = asyncio.get_running_loop()

@@ -38,6 +38,9 @@ Address = tuple[Any, int]  # a UDP client, as asyncio hands it over
 LISTEN_ADDRESS = "127.0.0.11"
 LISTEN_PORT = 53
 MAX_FORWARDS = 1024  # dockerd's maxConcurrent: queries in flight upstream, per sandbox
+# Queries waiting for a turn upstream and TCP clients, per sandbox: past it a container
+# flooding its resolver gets REFUSED at once instead of costing the daemon a task each.
+MAX_PENDING = 4 * MAX_FORWARDS
 TCP_IDLE_TIMEOUT = 8.0  # the Go DNS server's idle timeout between queries on a connection
 
 
@@ -190,10 +193,16 @@ class EmbeddedDns:
         query = parse_query(data)
         if sandbox is None or query is None:
             return
-        max_size = max_response_size(query, over_tcp=False)
-        response = self._own_response(sandbox, query)
-        if response is not None:
-            sandbox.udp.sendto(render(response, max_size), addr)
+        try:
+            max_size = max_response_size(query, over_tcp=False)
+            response = self._own_response(sandbox, query)
+            if response is None and len(sandbox.tasks) >= MAX_PENDING:
+                response = error_response(query, dns.rcode.REFUSED)
+            if response is not None:
+                sandbox.udp.sendto(render(response, max_size), addr)
+                return
+        except Exception:  # one odd query must not disturb the sandbox's listener
+            log.exception("dns query dropped in sandbox %s", sandbox_id)
             return
         sandbox.own(asyncio.create_task(self._forward_udp(sandbox, query, addr, max_size)))
 
@@ -204,11 +213,14 @@ class EmbeddedDns:
         addr: Address,
         max_size: int,
     ) -> None:
-        response = await self._forwarded(sandbox, query, over_tcp=False, max_size=max_size)
-        if not sandbox.udp.is_closing():
-            # Relayed as the upstream sent it (dockerd does too), even past the client's
-            # size: the client's own buffer is the judge.
-            sandbox.udp.sendto(render(response, TCP_MAX_SIZE), addr)
+        try:
+            response = await self._forwarded(sandbox, query, over_tcp=False, max_size=max_size)
+            if not sandbox.udp.is_closing():
+                # Relayed as the upstream sent it (dockerd does too), even past the client's
+                # size: the client's own buffer is the judge.
+                sandbox.udp.sendto(render(response, TCP_MAX_SIZE), addr)
+        except Exception:  # the task's owner only cancels it: report here
+            log.exception("dns query to forward dropped")
 
     async def _connection(
         self, sandbox_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -216,7 +228,7 @@ class EmbeddedDns:
         """A TCP client: length-prefixed queries answered in turn until it closes or idles."""
         sandbox = self._sandboxes.get(sandbox_id)
         task = asyncio.current_task()
-        if sandbox is None or task is None:
+        if sandbox is None or task is None or len(sandbox.tasks) >= MAX_PENDING:
             writer.close()
             return
         sandbox.own(task)
@@ -238,6 +250,8 @@ class EmbeddedDns:
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             return
+        except Exception:
+            log.exception("dns connection dropped in sandbox %s", sandbox_id)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
