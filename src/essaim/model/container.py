@@ -10,6 +10,7 @@ from essaim.model.device import DeviceMapping
 from essaim.model.health import HealthState
 from essaim.model.image import HealthConfig
 from essaim.model.mount import MountPoint, MountSpec
+from essaim.model.network import EndpointConfig, NetworkState
 from essaim.model.ports import PortBinding
 
 # Docker's status words, as `docker ps` filters and `State.Status` use them.
@@ -93,6 +94,7 @@ class HostConfig(msgspec.Struct):
     device_cgroup_rules: list[str] | None = None
     group_add: list[str] | None = None
     extra_hosts: list[str] | None = None  # "name:ip", as the CLI sends them
+    links: list[str] | None = None  # --link "name:alias" (legacy, default bridge)
     dns: list[str] | None = None
     dns_search: list[str] | None = None
     dns_options: list[str] | None = None
@@ -144,3 +146,7 @@ class Container(msgspec.Struct):
     layer_digests: list[str] = []
     # Binds, volumes and tmpfs mounts as resolved at create (`Mounts` in inspect).
     mount_points: list[MountPoint] = []
+    # The networks it is connected to (by name, in connection order), as asked; and, while
+    # it runs, the namespace, endpoints and published ports it holds.
+    networks: dict[str, EndpointConfig] = {}
+    network_state: NetworkState | None = None

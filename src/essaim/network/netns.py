@@ -101,6 +101,11 @@ class NamespaceFiles:
             _mount(str(self.root), str(self.root), MS_BIND | MS_REC)
         _mount("", str(self.root), MS_SHARED | MS_REC)
 
+    def release(self) -> None:
+        """The directory's own mount gone, when no namespace is pinned in it any more."""
+        if not self.names() and _is_mount_point(self.root):
+            _check(_libc.umount2(str(self.root).encode(), MNT_DETACH), f"umount {self.root}")
+
     def path(self, name: str) -> Path:
         return self.root / name
 
