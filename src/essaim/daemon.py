@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from essaim.api.events import EventsAPI
 from essaim.api.exec import ExecAPI
 from essaim.api.image_archives import ImageArchivesAPI
 from essaim.api.images import ImagesAPI
+from essaim.api.networks import NetworksAPI
 from essaim.api.router import Router
 from essaim.api.server import Server, SocketInUse
 from essaim.api.system import DaemonFacts, SystemAPI
@@ -42,11 +44,19 @@ from essaim.engine.log_rotation import LogRotator
 from essaim.engine.resource_settings import host_cpus
 from essaim.engine.system import backing_filesystem
 from essaim.engine.update import ContainerUpdater
-from essaim.errors import InvalidParameter
+from essaim.errors import EssaimError, InvalidParameter
 from essaim.image.distribution.hosts import DEFAULT_CERTS_DIR, RegistryHosts
 from essaim.image.distribution.retry import RetryPolicy
 from essaim.image.distribution.service import DistributionService
 from essaim.image.service import ImageService
+from essaim.network.dns.names import NameTable
+from essaim.network.dns.server import EmbeddedDns
+from essaim.network.firewall.nft import Firewall
+from essaim.network.firewall.ports import HostPorts
+from essaim.network.ipam import DEFAULT_POOLS, parse_address_pool
+from essaim.network.netns import NamespaceFiles
+from essaim.network.sandbox import Sandboxes
+from essaim.network.service import NetworkService, NetworkSettings
 from essaim.runtime.registry import Runtimes
 from essaim.store import SqliteStore
 from essaim.store.events import EventBus
@@ -76,6 +86,8 @@ class DaemonConfig:
     certs_dir: Path = DEFAULT_CERTS_DIR
     max_download_attempts: int = 5
     download_retry_second: float = 1.0
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    firewall_table: str = "essaim"
 
 
 def parse_args(argv: list[str] | None = None) -> DaemonConfig:
@@ -138,16 +150,22 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     )
     # How long a second of the `Retrying in N seconds` countdown lasts: tests shorten it.
     p.add_argument("--download-retry-second", type=float, default=1.0, help=argparse.SUPPRESS)
+    _network_flags(p)
     ns = p.parse_args(argv)
     if ns.max_download_attempts <= 0:
         p.error(f"invalid max download attempts: {ns.max_download_attempts}")
     data_root = Path(ns.data_root).resolve()
+    # One cgroup subtree, bridge and nftables table per daemon: a second instance (its own
+    # data root) must not share the first's.
+    own = data_root == Path("/var/lib/essaim")
+    suffix = hashlib.sha256(str(data_root).encode()).hexdigest()[:12]
     cgroup_parent = ns.cgroup_parent
     if cgroup_parent is None:
-        # One cgroup subtree per daemon: a second instance must not share the first's.
-        cgroup_parent = "essaim" if data_root == Path("/var/lib/essaim") else (
-            "essaim-" + hashlib.sha256(str(data_root).encode()).hexdigest()[:12]
-        )  # fmt: skip
+        cgroup_parent = "essaim" if own else f"essaim-{suffix}"
+    try:
+        network = _network_settings(ns, default_bridge="essaim0" if own else f"es{suffix[:10]}")
+    except InvalidParameter as exc:
+        p.error(exc.message)
     return DaemonConfig(
         hosts=ns.hosts or [DEFAULT_HOST],
         data_root=data_root,
@@ -165,7 +183,56 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         certs_dir=Path(ns.certs_dir),
         max_download_attempts=ns.max_download_attempts,
         download_retry_second=ns.download_retry_second,
+        network=network,
+        firewall_table="essaim" if own else f"essaim-{suffix}",
     )
+
+
+def _network_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-b", "--bridge", default=None, help="the default bridge's interface name")
+    p.add_argument(
+        "--bip", "--bridge-ip", dest="bip", default=None, metavar="CIDR",
+        help="the default bridge's address and subnet, e.g. 10.20.0.1/24",
+    )  # fmt: skip
+    p.add_argument(
+        "--default-address-pool", action="append", dest="address_pools", default=[],
+        metavar="base=CIDR,size=N", help="where networks' subnets come from (repeatable)",
+    )  # fmt: skip
+    p.add_argument(
+        "--icc", default="true", choices=["true", "false"],
+        help="containers on the default bridge may talk to each other",
+    )  # fmt: skip
+    p.add_argument(
+        "--ip-masq", default="true", choices=["true", "false"],
+        help="masquerade containers' outbound traffic on the default bridge",
+    )  # fmt: skip
+    p.add_argument("--mtu", type=int, default=1500, help="the default bridge's MTU")
+    p.add_argument(
+        "--dns", action="append", default=[], metavar="IP",
+        help="nameservers for containers (and the embedded DNS's upstreams)",
+    )  # fmt: skip
+
+
+def _network_settings(ns: argparse.Namespace, *, default_bridge: str) -> NetworkSettings:
+    pools = [parse_address_pool(text) for text in ns.address_pools] or list(DEFAULT_POOLS)
+    bip = None
+    if ns.bip:
+        try:
+            bip = ipaddress.IPv4Interface(ns.bip)
+        except ValueError:
+            raise InvalidParameter(f"invalid --bip: {ns.bip}") from None
+    for server in ns.dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidParameter(f"invalid --dns: {server}") from None
+    bridge = ns.bridge or default_bridge
+    if len(bridge) > 15:
+        raise InvalidParameter(f"bridge name {bridge} is too long (15 characters at most)")
+    return NetworkSettings(
+        bridge_name=bridge, bridge_ip=bip, address_pools=pools, icc=ns.icc == "true",
+        ip_masquerade=ns.ip_masq == "true", mtu=ns.mtu, dns=list(ns.dns),
+    )  # fmt: skip
 
 
 def _tls_context(config: DaemonConfig) -> ssl.SSLContext | None:
@@ -279,6 +346,20 @@ class Daemon:
                 )
             except ValueError as exc:
                 raise SystemExit(f"essaimd: {exc}") from None
+            networks = NetworkService(store, events, config.network)
+            try:
+                await networks.load()
+            except EssaimError as exc:
+                raise SystemExit(f"essaimd: networks: {exc.message}") from None
+            namespaces = NamespaceFiles(config.exec_root / "netns")
+            await asyncio.to_thread(namespaces.prepare)
+            names = NameTable()
+            sandboxes = Sandboxes(
+                networks=networks, namespaces=namespaces,
+                firewall=Firewall(config.firewall_table), dns=EmbeddedDns(names),
+                names=names, ports=HostPorts(), events=events,
+            )  # fmt: skip
+            stack.push_async_callback(sandboxes.close)
             containers = ContainerService(
                 data_root=config.data_root,
                 store=store,
@@ -288,6 +369,8 @@ class Daemon:
                 cgroup_parent=config.cgroup_parent,
                 volumes=volumes,
                 exec_root=config.exec_root,
+                networks=networks,
+                sandboxes=sandboxes,
             )
             stack.push_async_callback(containers.close)
             await containers.load()
@@ -334,6 +417,7 @@ class Daemon:
             ImagesAPI(images, containers, distribution_api.pull).register(router)
             ImageArchivesAPI(images, containers).register(router)
             VolumesAPI(volumes).register(router)
+            NetworksAPI(networks, sandboxes, containers).register(router)
             server = Server(EngineApplication(router))
             stack.push_async_callback(server.close)
             for host in config.hosts:
@@ -370,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
         level=level, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )  # fmt: skip
+    # pyroute2 logs every netlink message at debug: too much even for --log-level debug.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if os.geteuid() != 0:
         raise SystemExit("essaimd: must run as root")
     asyncio.run(Daemon(config).run())

@@ -5,6 +5,7 @@ parent, the busybox image seeded, and a `docker` CLI pointed at it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -18,6 +19,9 @@ from pathlib import Path
 import docker
 
 VENV_BIN = Path(sys.executable).parent
+# Where test daemons' networks get their subnets (a host route already there is skipped,
+# so daemons side by side take different ones).
+TEST_ADDRESS_POOL = "base=10.214.0.0/16,size=24"
 # The discard port: nothing listens there on a test machine.
 OFFLINE_PROXY = "http://127.0.0.1:9"
 
@@ -71,6 +75,17 @@ class EssaimDaemon:
         return f"essaim-test-{self.tag}"
 
     @property
+    def bridge(self) -> str:
+        """The default bridge's interface: one per test daemon."""
+        return f"es{self.tag}"
+
+    @property
+    def firewall_table(self) -> str:
+        """The nftables table essaimd derives from its data root."""
+        digest = hashlib.sha256(str(self.data_root.resolve()).encode()).hexdigest()[:12]
+        return f"essaim-{digest}"
+
+    @property
     def log_path(self) -> Path:
         return self.root / "essaimd.log"
 
@@ -103,6 +118,7 @@ class EssaimDaemon:
             str(VENV_BIN / "essaimd"), "-H", self.host,
             "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
             "--cgroup-parent", self.cgroup_parent, "--log-level", self.log_level,
+            "--bridge", self.bridge, "--default-address-pool", TEST_ADDRESS_POOL,
             *self.extra,
         ]  # fmt: skip
 
@@ -154,6 +170,7 @@ class EssaimDaemon:
             ids = self.docker("ps", "-aq", "--no-trunc").stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids)
+            self.docker("network", "prune", "-f")
         self.stop()
         for conmon_pid in self.data_root.glob("containers/*/conmon.pid"):
             with contextlib.suppress(ValueError, OSError):
@@ -162,7 +179,37 @@ class EssaimDaemon:
             subprocess.run(["umount", "-l", str(rootfs)], capture_output=True, check=False)
         self._kill_cgroup_processes()
         self._remove_cgroups()
+        self._remove_network_leftovers()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def network_leftovers(self) -> list[str]:
+        """What of this daemon's networking is on the host: its default bridge, its
+        nftables tables, its pinned namespaces."""
+        found = []
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            found.append(f"bridge {self.bridge}")
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        found += [line for line in tables.splitlines() if line.endswith(f" {self.firewall_table}")]
+        netns = self.exec_root / "netns"
+        if netns.is_dir():
+            found += [f"netns {p.name}" for p in netns.iterdir()]
+        return found
+
+    def _remove_network_leftovers(self) -> None:
+        """Left when a test stopped the daemon with containers running (they are dead
+        now): their pins, the bridge, the table. All named by this daemon's own ids."""
+        netns = self.exec_root / "netns"
+        if netns.is_dir():
+            for pin in netns.iterdir():
+                subprocess.run(["umount", "-l", str(pin)], capture_output=True, check=False)
+            subprocess.run(["umount", "-l", str(netns)], capture_output=True, check=False)
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        for family in ("ip", "bridge"):
+            subprocess.run(
+                ["nft", "delete", "table", family, self.firewall_table],
+                capture_output=True, check=False,
+            )  # fmt: skip
 
     def _remove_cgroups(self) -> None:
         """This daemon's cgroup subtree in every hierarchy; a cgroup whose last process

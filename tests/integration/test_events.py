@@ -103,15 +103,20 @@ def test_since_until_prints_past_events_in_dockers_text_format(
     parsed = [parse(line) for line in lines]
     summary = [(t, a, actor) for t, a, actor, _ in parsed]
     first, second = scene.first_id, scene.second_id
+    bridge = ok(daemon.docker("network", "inspect", "-f", "{{.Id}}", "bridge")).strip()
     assert summary == [
         ("container", "create", first),
         ("container", "attach", first),  # docker run attaches before it starts
+        ("network", "connect", bridge),
         ("container", "start", first),
         ("container", "die", first),
+        ("network", "disconnect", bridge),  # dockerd releases the network after the die
         ("container", "create", second),
         ("container", "attach", second),
+        ("network", "connect", bridge),
         ("container", "start", second),
         ("container", "die", second),
+        ("network", "disconnect", bridge),
         ("container", "destroy", first),
         ("container", "destroy", second),
         ("image", "tag", scene.image_id),
@@ -132,7 +137,7 @@ def test_since_until_prints_past_events_in_dockers_text_format(
     assert by_action[("die", second)]["exitCode"] == "0"
     assert by_action[("tag", scene.image_id)] == {"name": scene.tag}
     # The attributes are printed sorted by key, as the CLI does with what it is given.
-    assert lines[3].endswith(
+    assert lines[4].endswith(
         f"(execDuration=0, exitCode=3, image=busybox, name={scene.first}, {scene.role_key}=first)"
     )
     times = [datetime.fromisoformat(m["time"]).timestamp() for m in map(LINE.match, lines) if m]

@@ -90,11 +90,15 @@ def test_type_filter_values_are_ored(daemon: EssaimDaemon, scene: Scene) -> None
     assert sorted(both) == sorted(volumes + images)
     containers = events(daemon, scene, "type=container")
     assert containers and {t for t, _, _ in containers} == {"container"}
+    # Each container's run connects it to the default bridge and disconnects it after.
+    networks = events(daemon, scene, "type=network")
+    assert networks and {(t, a) for t, a, _ in networks} == {
+        ("network", "connect"),
+        ("network", "disconnect"),
+    }
     everything = events(daemon, scene)
-    assert len(everything) == len(containers) + len(volumes) + len(images)
-    # No network objects exist yet, and the daemon itself reloaded nothing.
-    assert events(daemon, scene, "type=network") == []
-    assert events(daemon, scene, "type=daemon") == []
+    assert len(everything) == len(containers) + len(volumes) + len(images) + len(networks)
+    assert events(daemon, scene, "type=daemon") == []  # the daemon reloaded nothing
 
 
 def test_event_filter_matches_actions_with_a_detail_by_prefix(
@@ -130,7 +134,10 @@ def test_object_filters_match_id_or_name_by_prefix(daemon: EssaimDaemon, scene: 
     volume = [("volume", "create", scene.volume), ("volume", "destroy", scene.volume)]
     assert events(daemon, scene, f"volume={scene.volume}") == volume
     assert events(daemon, scene, f"volume={scene.volume[:-2]}") == volume
-    assert events(daemon, scene, "network=bridge") == []
+    bridge = ok(daemon.docker("network", "inspect", "-f", "{{.Id}}", "bridge")).strip()
+    on_bridge = events(daemon, scene, "network=bridge")
+    assert on_bridge and {(t, actor) for t, _, actor in on_bridge} == {("network", bridge)}
+    assert events(daemon, scene, f"network={bridge[:12]}") == on_bridge
     assert events(daemon, scene, "daemon=anything") == []
 
 

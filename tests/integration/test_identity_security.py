@@ -189,7 +189,10 @@ def test_extra_hosts_follow_the_defaults_in_etc_hosts(
         "--add-host", "db2:10.0.0.6",
     )  # fmt: skip
     hosts = ok(daemon.docker("exec", cid, "cat", "/etc/hosts"))
-    assert hosts == HOSTS_DEFAULTS + "10.0.0.5\tdb\n2001:db8::1\tsix\n10.0.0.6\tdb2\n"
+    own = inspect_field(daemon, cid, "{{.NetworkSettings.IPAddress}}")
+    assert hosts == HOSTS_DEFAULTS + (
+        f"10.0.0.5\tdb\n2001:db8::1\tsix\n10.0.0.6\tdb2\n{own}\t{cid[:12]}\n"
+    )
     assert inspect_field(daemon, cid, "{{json .HostConfig.ExtraHosts}}") == (
         '["db:10.0.0.5","six:2001:db8::1","db2:10.0.0.6"]'
     )
@@ -208,10 +211,11 @@ def test_inspect_names_the_files_bound_at_etc(daemon: EssaimDaemon, sleeper: lis
     assert {Path(p).parent.name for p in (resolv, hostname, hosts)} == {cid}
 
 
-def test_host_gateway_cannot_be_derived_without_a_bridge(daemon: EssaimDaemon) -> None:
-    done = run(daemon, "--add-host", "gw:host-gateway", "busybox", "true")
-    assert done.returncode == 125
-    assert "unable to derive the IP value for host-gateway" in done.stderr
+def test_host_gateway_is_the_default_bridges_address(daemon: EssaimDaemon) -> None:
+    gateway = ok(daemon.docker("network", "inspect", "-f",
+                               "{{(index .IPAM.Config 0).Gateway}}", "bridge")).strip()  # fmt: skip
+    out = ok(run(daemon, "--add-host", "gw:host-gateway", "busybox", "grep", "gw", "/etc/hosts"))
+    assert out == f"{gateway}\tgw\n"
 
 
 def test_host_network_with_extra_hosts_builds_its_own_file(daemon: EssaimDaemon) -> None:
@@ -457,7 +461,7 @@ def test_sdk_identity_and_security_settings(daemon: EssaimDaemon) -> None:
     )  # fmt: skip
     try:
         code, out = container.exec_run(
-            "sh -c 'hostname; cat /proc/sys/kernel/domainname; tail -n1 /etc/hosts; "
+            "sh -c 'hostname; cat /proc/sys/kernel/domainname; grep -w db /etc/hosts; "
             "grep ^nameserver /etc/resolv.conf; grep ^search /etc/resolv.conf; id -G; "
             'ls /dev/sdkzero; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status\''
         )

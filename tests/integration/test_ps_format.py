@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,12 +26,13 @@ def ok(result: object) -> str:
 
 @dataclass
 class Scene:
-    web: str  # running: -p 8080:80 --expose 90, labels, a volume and a bind
+    web: str  # running: -p <port>:80 --expose 90, labels, a volume and a bind
     web_id: str
     boxed: str  # created, never started: --network none -P
     exited: str  # ran `exit 3` on the host's network
     volume: str
     bind: Path
+    port: int  # the host port published for web's 80/tcp
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,12 @@ def scene(daemon: EssaimDaemon, tmp_path_factory: pytest.TempPathFactory) -> Ite
     t = secrets.token_hex(3)
     web, boxed, exited, volume = f"psf-web-{t}", f"psf-boxed-{t}", f"psf-exit-{t}", f"psf-v-{t}"
     bind = tmp_path_factory.mktemp("bind")
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port = int(s.getsockname()[1])
     ok(
         daemon.docker(
-            "run", "-d", "--name", web, "-p", "8080:80", "--expose", "90", "--label", "b=2",
+            "run", "-d", "--name", web, "-p", f"{port}:80", "--expose", "90", "--label", "b=2",
             "--label", "a=1", "-v", f"{volume}:/data", "-v", f"{bind}:/bnd", "busybox",
             "sh", "-c", "sleep 300",
         )
@@ -53,7 +58,7 @@ def scene(daemon: EssaimDaemon, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     assert done.returncode == 3, done.stderr
     web_id = ok(daemon.docker("inspect", "-f", "{{.Id}}", web)).strip()
-    yield Scene(web, web_id, boxed, exited, volume, bind)
+    yield Scene(web, web_id, boxed, exited, volume, bind, port)
     daemon.docker("rm", "-f", web, boxed, exited)
     daemon.docker("volume", "rm", volume)
 
@@ -79,7 +84,7 @@ def test_every_format_field(daemon: EssaimDaemon, scene: Scene) -> None:
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", field(daemon, web, "{{.CreatedAt}}")
     )
     assert field(daemon, web, "{{.RunningFor}}").endswith(" ago")
-    assert field(daemon, web, "{{.Ports}}") == "80/tcp, 90/tcp"
+    assert field(daemon, web, "{{.Ports}}") == f"90/tcp, 0.0.0.0:{scene.port}->80/tcp"
     assert field(daemon, web, "{{.State}}") == "running"
     assert field(daemon, web, "{{.Status}}").startswith("Up ")
     assert re.fullmatch(
@@ -99,19 +104,24 @@ def test_every_format_field(daemon: EssaimDaemon, scene: Scene) -> None:
     assert field(daemon, scene.exited, "{{.Status}}").startswith("Exited (3) ")
 
 
-def test_port_shows_nothing_published_and_inspect_keeps_the_bindings(
+def test_port_shows_what_is_published_and_inspect_keeps_the_bindings(
     daemon: EssaimDaemon, scene: Scene
 ) -> None:
-    assert ok(daemon.docker("port", scene.web)) == ""
-    missing = daemon.docker("port", scene.web, "80")
+    port = str(scene.port)
+    assert ok(daemon.docker("port", scene.web)) == f"80/tcp -> 0.0.0.0:{port}\n"
+    missing = daemon.docker("port", scene.web, "90")
     assert missing.returncode != 0
-    assert f"No public port '80' published for {scene.web}" in missing.stderr
+    assert f"No public port '90' published for {scene.web}" in missing.stderr
     attrs = daemon.client().api.inspect_container(scene.web)
-    assert attrs["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert attrs["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": port}]}
     assert attrs["HostConfig"]["PublishAllPorts"] is False
-    assert attrs["NetworkSettings"]["Ports"] == {"80/tcp": None, "90/tcp": None}
+    assert attrs["NetworkSettings"]["Ports"] == {
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": port}],
+        "90/tcp": None,
+    }
     assert list(attrs["NetworkSettings"]["Networks"]) == ["bridge"]
-    assert attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
+    bridge = attrs["NetworkSettings"]["Networks"]["bridge"]
+    assert bridge["IPAddress"] == attrs["NetworkSettings"]["IPAddress"] != ""
     boxed = daemon.client().api.inspect_container(scene.boxed)
     assert boxed["HostConfig"]["PublishAllPorts"] is True
     assert boxed["NetworkSettings"]["Ports"] == {}
@@ -186,8 +196,8 @@ def test_ancestor_volume_network_and_port_filters(daemon: EssaimDaemon, scene: S
     assert ps(daemon, "--filter", "expose=80") == [scene.web]
     assert ps(daemon, "--filter", "expose=85-95/tcp") == [scene.web]
     assert ps(daemon, "--filter", "expose=80/udp") == []
-    # Nothing is published on the host yet.
-    assert ps(daemon, "--filter", "publish=8080") == []
+    assert ps(daemon, "--filter", f"publish={scene.port}") == [scene.web]
+    assert ps(daemon, "--filter", "publish=80") == []
 
 
 @pytest.mark.parametrize(
@@ -213,7 +223,7 @@ def test_sdk_list_filters_in_its_own_dialect(daemon: EssaimDaemon, scene: Scene)
     assert [c.name for c in listed] == [scene.web]
     summary = client.api.containers(all=True, filters={"name": scene.web})[0]
     assert sorted(summary["Ports"], key=lambda p: p["PrivatePort"]) == [
-        {"PrivatePort": 80, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": scene.port, "Type": "tcp"},
         {"PrivatePort": 90, "Type": "tcp"},
     ]
     assert summary["Command"] == "sh -c 'sleep 300'"

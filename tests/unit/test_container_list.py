@@ -17,6 +17,7 @@ from essaim.api.container_network_wire import (
 from essaim.api.filters import Filters
 from essaim.errors import EssaimError, InvalidParameter, NotFound
 from essaim.model.container import Container, ContainerConfig, ContainerState, HostConfig
+from essaim.model.network import NetworkState, PublishedPort
 
 RAN = "2024-01-01T00:00:01Z"
 
@@ -25,11 +26,14 @@ def container(
     cid: str, name: str, *, status: str = "running", exit_code: int = 0, image: str = "sha256:a",
     started: str = RAN, network: str = "default", exposed: list[str] | None = None,
 ) -> Container:  # fmt: skip
+    # A running container on a network of its own namespace holds a sandbox.
+    sandbox = status == "running" and network not in ("host", "none")
     return Container(
         id=cid * 64 if len(cid) == 1 else cid, name=name, created=RAN, image_id=image,
         config=ContainerConfig(image="busybox", exposed_ports=exposed or []),
         host_config=HostConfig(network_mode=network), path="true", args=[],
         state=ContainerState(status=status, exit_code=exit_code, started_at=started),
+        network_state=NetworkState(sandbox_id="s", sandbox_key="/run/x") if sandbox else None,
     )  # fmt: skip
 
 
@@ -130,6 +134,27 @@ def test_ports_only_while_running_on_the_bridge() -> None:
     ]
     assert network_ports(container("d", "d", status="exited", exposed=["80/tcp"])) == {}
     assert network_ports(container("e", "e", network="host", exposed=["80/tcp"])) == {}
+
+
+def test_published_ports_show_their_host_side() -> None:
+    web = container("f", "web", exposed=["80/tcp", "443/tcp"])
+    assert web.network_state is not None
+    web.network_state.ports = [
+        PublishedPort(80, "tcp", "0.0.0.0", 8080),
+        PublishedPort(80, "tcp", "127.0.0.1", 8081),
+    ]
+    assert network_ports(web) == {
+        "80/tcp": [
+            {"HostIp": "0.0.0.0", "HostPort": "8080"},
+            {"HostIp": "127.0.0.1", "HostPort": "8081"},
+        ],
+        "443/tcp": None,
+    }
+    assert summary_ports(web) == [
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 8081, "Type": "tcp"},
+        {"PrivatePort": 443, "Type": "tcp"},
+    ]
 
 
 def test_port_bindings_are_kept_as_given_and_checked() -> None:

@@ -242,3 +242,40 @@ def test_a_refusal_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(EssaimError):
         write_name_files(tmp_path, NameSettings(hostname="web", extra_hosts=["gw:host-gateway"]))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the embedded DNS server (user-defined networks) -------------------------------------------
+
+
+def test_internal_resolver_takes_the_place_of_the_hosts_servers() -> None:
+    text = render(
+        "nameserver 10.0.0.53\nnameserver 127.0.0.53\nsearch corp.example\n",
+        embedded_dns=True,
+        ext_servers=["10.0.0.53", "127.0.0.53"],
+    )
+    assert text == HEADER + (
+        "nameserver 127.0.0.11\n"
+        "search corp.example\n"
+        "options ndots:0\n"
+        "\n"
+        "# Based on host file: '/etc/resolv.conf' (internal resolver)\n"
+        "# ExtServers: [10.0.0.53 host(127.0.0.53)]\n"
+        "# Overrides: []\n"
+        "# Option ndots from: internal\n"
+    )
+
+
+def test_internal_resolver_keeps_an_ndots_the_user_gave() -> None:
+    text = render("nameserver 10.0.0.53\n", embedded_dns=True, ext_servers=["10.0.0.53"],
+                  dns_options=["ndots:3"])  # fmt: skip
+    assert "options ndots:3\n" in text and "ndots:0" not in text
+    assert "# Option ndots from: override\n" in text
+
+
+def test_legacy_links_come_before_the_own_line(tmp_path: Path) -> None:
+    settings = NameSettings(
+        hostname="web", addresses=["10.1.0.3"], link_hosts=[("10.1.0.2", "db 0123456789ab db1")]
+    )
+    write_name_files(tmp_path, settings)
+    lines = (tmp_path / "hosts").read_text().splitlines()
+    assert lines[-2:] == ["10.1.0.2\tdb 0123456789ab db1", "10.1.0.3\tweb"]

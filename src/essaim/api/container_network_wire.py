@@ -1,17 +1,17 @@
 """A container's network side on the wire: `HostConfig.PortBindings` read and shown as
-given, `NetworkSettings.Ports` and `Networks`, and the `Ports` list of `docker ps`.
+given, `NetworkingConfig` read, `NetworkSettings` (ports, endpoints) and `docker ps`'s Ports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from essaim.api.wire_fields import string_map, strings
 from essaim.errors import InvalidParameter
 from essaim.model.container import PAUSED, RUNNING, Container
+from essaim.model.network import Endpoint, EndpointConfig
 from essaim.model.ports import PortBinding, split_proto_port
-
-# Network modes whose container sits on the default bridge, where ports are published.
-_BRIDGE_MODES = ("default", "bridge")
 
 
 def _port_number(text: str) -> bool:
@@ -56,63 +56,149 @@ def port_bindings_wire(bindings: dict[str, list[PortBinding]]) -> dict[str, Any]
     }
 
 
-def on_bridge(container: Container) -> bool:
-    return container.host_config.network_mode in _BRIDGE_MODES
-
-
-def network_ports(container: Container) -> dict[str, None]:
-    """`NetworkSettings.Ports`: a running container on the bridge lists its exposed and
-    bound ports. Publishing is not wired to the host yet, so each maps to null, as an
-    exposed port Docker does not publish does: nothing claims a host port it lacks."""
-    if container.state.status not in (RUNNING, PAUSED) or not on_bridge(container):
+def network_ports(container: Container) -> dict[str, list[dict[str, str]] | None]:
+    """`NetworkSettings.Ports`: while it runs in a namespace of its own, each exposed or
+    bound port, with the host ports it holds (null for a port exposed, not published)."""
+    state = container.network_state
+    if container.state.status not in (RUNNING, PAUSED) or state is None:
         return {}
     keys = [*container.config.exposed_ports, *container.host_config.port_bindings]
-    return {"/".join(split_proto_port(key)): None for key in keys}
+    ports: dict[str, list[dict[str, str]] | None] = {
+        "/".join(split_proto_port(key)): None for key in keys
+    }
+    for published in state.ports:
+        key = f"{published.container_port}/{published.proto}"
+        entry = {"HostIp": published.host_ip, "HostPort": str(published.host_port)}
+        ports[key] = [*(ports.get(key) or []), entry]
+    return ports
 
 
 def summary_ports(container: Container) -> list[dict[str, Any]]:
-    """`Ports` of `docker ps`: one entry per port, no PublicPort while unpublished."""
-    out = []
-    for key in network_ports(container):
+    """`Ports` of `docker ps`: one entry per host port, and one per unpublished port."""
+    out: list[dict[str, Any]] = []
+    for key, bindings in network_ports(container).items():
         port, proto = split_proto_port(key)
         if not _port_number(port):
             continue  # dockerd skips (and logs) a port it cannot parse
-        out.append({"PrivatePort": int(port), "Type": proto})
+        if not bindings:
+            out.append({"PrivatePort": int(port), "Type": proto})
+        for b in bindings or []:
+            out.append(
+                {"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]),
+                 "Type": proto}
+            )  # fmt: skip
     return out
 
 
 def network_names(container: Container) -> list[str]:
-    """The networks a container belongs to, named after its network mode as dockerd
-    names them (`default` is the `bridge` network; `container:` joins none of its own)."""
+    """The networks a container belongs to, as dockerd names them (`host`, `none`; none
+    of its own in another's namespace)."""
     mode = container.host_config.network_mode
-    if mode in _BRIDGE_MODES:
-        return ["bridge"]
     if mode.startswith("container:"):
         return []
-    return [mode]
+    if mode in ("host", "none"):
+        return [mode]
+    return list(container.networks) or ["bridge"]
 
 
-def endpoint_wire() -> dict[str, Any]:
-    """An endpoint as Docker shows one not (or no longer) connected: no id, no address.
-    Networks do not exist as objects yet, so no container gets more than this."""
+def endpoint_wire(
+    container: Container, name: str, network_id: str, endpoint: Endpoint | None
+) -> dict[str, Any]:
+    """One of `NetworkSettings.Networks`: what was asked, and what it holds while it runs."""
+    config = container.networks.get(name) or EndpointConfig()
+    aliases = config.aliases or None
+    dns_names = None
+    if endpoint is not None and name not in ("bridge", "host", "none"):
+        dns_names = list(dict.fromkeys([container.name, *config.aliases, container.id[:12]]))
     return {
-        "IPAMConfig": None,
-        "Links": None,
-        "Aliases": None,
-        "MacAddress": "",
-        "DriverOpts": None,
+        "IPAMConfig": {"IPv4Address": config.ipv4_address} if config.ipv4_address else None,
+        "Links": config.links or None,
+        "Aliases": aliases,
+        "MacAddress": endpoint.mac_address if endpoint else config.mac_address,
+        "DriverOpts": config.driver_opts or None,
         "GwPriority": 0,
-        "NetworkID": "",
-        "EndpointID": "",
-        "Gateway": "",
-        "IPAddress": "",
-        "IPPrefixLen": 0,
+        "NetworkID": network_id,
+        "EndpointID": endpoint.endpoint_id if endpoint else "",
+        "Gateway": endpoint.gateway if endpoint else "",
+        "IPAddress": endpoint.ip_address if endpoint else "",
+        "IPPrefixLen": endpoint.prefix_len if endpoint else 0,
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "DNSNames": None,
+        "DNSNames": dns_names,
     }
 
 
-def networks_wire(container: Container) -> dict[str, Any]:
-    return {name: endpoint_wire() for name in network_names(container)}
+def networks_wire(container: Container, network_id: Callable[[str], str]) -> dict[str, Any]:
+    state = container.network_state
+    endpoints = state.endpoints if state is not None else {}
+    return {
+        name: endpoint_wire(container, name, network_id(name), endpoints.get(name))
+        for name in network_names(container)
+    }
+
+
+def network_settings_wire(container: Container, network_id: Callable[[str], str]) -> dict[str, Any]:
+    """`NetworkSettings` of inspect; the top-level address fields describe the default
+    bridge's endpoint, as dockerd's deprecated fields do."""
+    state = container.network_state
+    bridge = state.endpoints.get("bridge") if state is not None else None
+    return {
+        "Bridge": "",
+        "SandboxID": state.sandbox_id if state else "",
+        "SandboxKey": state.sandbox_key if state else "",
+        "Ports": network_ports(container),
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": bridge.endpoint_id if bridge else "",
+        "Gateway": bridge.gateway if bridge else "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.ip_address if bridge else "",
+        "IPPrefixLen": bridge.prefix_len if bridge else 0,
+        "IPv6Gateway": "",
+        "MacAddress": bridge.mac_address if bridge else "",
+        "Networks": networks_wire(container, network_id),
+    }
+
+
+def parse_endpoint_config(value: Any) -> EndpointConfig:
+    """One `EndpointSettings` as a client sends it (create, connect)."""
+    if value is None:
+        return EndpointConfig()
+    if not isinstance(value, dict):
+        raise InvalidParameter("json: cannot unmarshal EndpointSettings: expected an object")
+    ipam = value.get("IPAMConfig") or {}
+    if not isinstance(ipam, dict):
+        raise InvalidParameter("json: cannot unmarshal IPAMConfig: expected an object")
+    return EndpointConfig(
+        aliases=strings(value.get("Aliases"), "Aliases"),
+        ipv4_address=str(ipam.get("IPv4Address") or ""),
+        links=strings(value.get("Links"), "Links"),
+        mac_address=str(value.get("MacAddress") or ""),
+        driver_opts=string_map(value.get("DriverOpts"), "DriverOpts"),
+    )
+
+
+def parse_networking_config(body: dict[str, Any]) -> dict[str, EndpointConfig]:
+    """`NetworkingConfig.EndpointsConfig` of a create, keyed as sent; the old top-level
+    `MacAddress` (API < 1.44) goes to the first endpoint."""
+    networking = body.get("NetworkingConfig") or {}
+    if not isinstance(networking, dict):
+        raise InvalidParameter("json: cannot unmarshal NetworkingConfig: expected an object")
+    raw = networking.get("EndpointsConfig") or {}
+    if not isinstance(raw, dict):
+        raise InvalidParameter("json: cannot unmarshal EndpointsConfig: expected an object")
+    endpoints = {str(k): parse_endpoint_config(v) for k, v in raw.items()}
+    mac = str(body.get("MacAddress") or "")
+    if mac:
+        mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
+        first = next(iter(endpoints), mode)
+        config = endpoints.get(first) or EndpointConfig()
+        if not config.mac_address:
+            config.mac_address = mac
+        endpoints[first] = config
+    return endpoints

@@ -5,7 +5,7 @@ prune; wire parameters in, the engine's answers out in Docker's JSON.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from essaim.api.filters import Filters
 from essaim.api.images import filter_time
@@ -25,18 +25,17 @@ from essaim.runtime.cgroups import ProcessCgroups
 PRUNE_FILTERS = ("until", "label", "label!")
 
 
-def prune_selection(filters: Filters, now_nano: int) -> Callable[[Container], bool]:
-    """dockerd's prune filters: created before `until`, every `label` held, and not
-    every `label!` held."""
+def prune_matcher(filters: Filters, now_nano: int) -> Callable[[Mapping[str, str], str], bool]:
+    """dockerd's prune filters, on (labels, created): created before `until`, every
+    `label` held, and not every `label!` held."""
     filters.validate(PRUNE_FILTERS)
     untils = filters.values("until")
     if len(untils) > 1:
         raise InvalidParameter("more than one until filter specified")
     until = filter_time(untils[0], now_nano) if untils else None
 
-    def select(container: Container) -> bool:
-        labels = container.config.labels
-        if until is not None and (rfc3339_nano(container.created) or 0) > until:
+    def select(labels: Mapping[str, str], created: str) -> bool:
+        if until is not None and (rfc3339_nano(created) or 0) > until:
             return False
         if not filters.match_labels(labels):
             return False
@@ -45,12 +44,19 @@ def prune_selection(filters: Filters, now_nano: int) -> Callable[[Container], bo
     return select
 
 
+def prune_selection(filters: Filters, now_nano: int) -> Callable[[Container], bool]:
+    matcher = prune_matcher(filters, now_nano)
+    return lambda container: matcher(container.config.labels, container.created)
+
+
 class ContainerOpsAPI:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         index, events = containers.index, containers.events
         self.pauser = Pauser(index=index, events=events, runtimes=containers.runtimes)
-        self.renamer = Renamer(index=index, events=events)
+        self.renamer = Renamer(
+            index=index, events=events, renamed=containers.networking.sandboxes.rename
+        )
         self.pruner = ContainerPruner(containers)
 
     def register(self, router: Router) -> None:

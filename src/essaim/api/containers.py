@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from essaim.api.container_list import ContainerSelection, image_family_of
 from essaim.api.container_network_wire import (
-    network_ports,
+    network_settings_wire,
     networks_wire,
+    parse_networking_config,
     parse_port_bindings,
     port_bindings_wire,
     summary_ports,
@@ -166,7 +167,9 @@ def _host_file_paths(container_dir: Path) -> dict[str, str]:
     }
 
 
-def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dict[str, Any]:
+def inspect_wire(
+    container: Container, network_id: Callable[[str], str], exec_ids: list[str] | None = None
+) -> dict[str, Any]:
     config, host, state = container.config, container.host_config, container.state
     return {
         "Id": container.id,
@@ -266,17 +269,13 @@ def inspect_wire(container: Container, exec_ids: list[str] | None = None) -> dic
             "StopTimeout": config.stop_timeout,
             **config_healthcheck(container),
         },
-        "NetworkSettings": {
-            "Bridge": "",
-            "SandboxID": "",
-            "SandboxKey": "",
-            "Ports": network_ports(container),
-            "Networks": networks_wire(container),
-        },
+        "NetworkSettings": network_settings_wire(container, network_id),
     }
 
 
-def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]:
+def summary_wire(
+    container: Container, now: float, image: str, network_id: Callable[[str], str]
+) -> dict[str, Any]:
     """One container of `docker ps`; `image` as the engine's `image_shown` says (the
     name typed at create, or the image id once that name has gone elsewhere)."""
     # As dockerd: an argument with a space in it is shown in single quotes.
@@ -293,7 +292,7 @@ def summary_wire(container: Container, now: float, image: str) -> dict[str, Any]
         "State": container.state.status,
         "Status": status_text(container, now),
         "HostConfig": {"NetworkMode": container.host_config.network_mode},
-        "NetworkSettings": {"Networks": networks_wire(container)},
+        "NetworkSettings": {"Networks": networks_wire(container, network_id)},
         "Mounts": [mount_point_wire(p) for p in container.mount_points],
     }
 
@@ -319,13 +318,16 @@ class ContainersAPI:
     async def create(self, req: Request) -> AnyResponse:
         body = await req.json(allow_empty=False)
         config, host_config = parse_create(body)
+        endpoints = parse_networking_config(body)
         name = req.query.get("name") or None
-        container = await self.containers.create(name, config, host_config)
+        container = await self.containers.create(name, config, host_config, endpoints)
         return json_response({"Id": container.id, "Warnings": []}, 201)
 
     async def inspect(self, req: Request) -> AnyResponse:
         container = self.containers.get(req.params["id"])
-        wire = inspect_wire(container, self.containers.execs.ids_of(container.id))
+        wire = inspect_wire(
+            container, self.containers.network_id, self.containers.execs.ids_of(container.id)
+        )
         files = self.containers.files(container.id)
         wire["LogPath"] = log_path_wire(container, files.log)
         wire.update(_host_file_paths(files.bundle))
@@ -351,7 +353,9 @@ class ContainersAPI:
         now = time.time()
         out = []
         for c in selection.select(newest_first):
-            summary = summary_wire(c, now, self.containers.image_shown(c))
+            summary = summary_wire(
+                c, now, self.containers.image_shown(c), self.containers.network_id
+            )
             if with_size:
                 summary["SizeRw"], summary["SizeRootFs"] = await self.containers.sizes(c)
             out.append(summary)

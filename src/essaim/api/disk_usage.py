@@ -61,7 +61,9 @@ class DiskUsageAPI:
         now = time.time()
         containers_out: list[dict[str, Any]] = []
         for container in containers:
-            wire = summary_wire(container, now, self.containers.image_shown(container))
+            wire = summary_wire(
+                container, now, self.containers.image_shown(container), self.containers.network_id
+            )
             wire["SizeRw"], wire["SizeRootFs"] = await self.containers.sizes(container)
             containers_out.append(wire)
         return json_response(

@@ -116,9 +116,7 @@ class SystemAPI:
                 "Images": len(images),
                 "Driver": "overlay2",
                 "DriverStatus": [["Backing Filesystem", self.facts.backing_filesystem]],
-                # The network drivers there are: no bridge yet (default gets its own
-                # namespace with loopback only).
-                "Plugins": {"Volume": ["local"], "Network": ["host", "null"],
+                "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "macvlan", "null"],
                             "Authorization": None, "Log": list(DRIVERS)},
                 "MemoryLimit": kernel.memory_limit,
                 "SwapLimit": kernel.swap_limit,

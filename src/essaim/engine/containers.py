@@ -9,7 +9,7 @@ import builtins
 import contextlib
 import signal as signals
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from essaim.engine.attach import AttachOptions, AttachSession, ClientStream
@@ -24,6 +24,7 @@ from essaim.engine.index import ContainerIndex
 from essaim.engine.monitor import ExitMonitor
 from essaim.engine.naming import new_id
 from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
+from essaim.engine.networking import ContainerNetworking
 from essaim.engine.pause import signal_thaws, thaw_after_signal
 from essaim.engine.removal import Removal
 from essaim.engine.resource_settings import settle_resources
@@ -51,7 +52,10 @@ from essaim.model.container import (
     ContainerConfig,
     HostConfig,
 )  # fmt: skip
+from essaim.model.network import EndpointConfig
 from essaim.model.rfc3339 import now_rfc3339
+from essaim.network.sandbox import Sandboxes
+from essaim.network.service import NetworkService
 from essaim.runtime.base import ContainerFiles
 from essaim.runtime.conmon import send_signal
 from essaim.runtime.host import HostFacts
@@ -74,6 +78,8 @@ class ContainerService:
         cgroup_parent: str,
         volumes: VolumeService,
         exec_root: Path,
+        networks: NetworkService,
+        sandboxes: Sandboxes,
     ) -> None:
         self.images = images
         self.mounts = ContainerMounts(volumes, exec_root / "subpaths")
@@ -93,10 +99,13 @@ class ContainerService:
         )  # fmt: skip
         host = HostFacts.read()
         self.cgroup_version = host.cgroup_version
+        self.networking = ContainerNetworking(
+            networks, sandboxes, containers_root=self.storage.root, lookup=self.get
+        )
         starter = Starter(
             index=self.index, storage=self.storage, runtimes=runtimes,
             attachments=self.attachments, events=self.events, removal=self.removal,
-            host=host, cgroup_parent=cgroup_parent,
+            host=host, cgroup_parent=cgroup_parent, networking=self.networking,
         )  # fmt: skip
         self.execs = ExecService(
             index=self.index, storage=self.storage, runtimes=runtimes, events=self.events,
@@ -108,6 +117,7 @@ class ContainerService:
         self.monitor = ExitMonitor(
             index=self.index, storage=self.storage, events=self.events, waiters=self.waiters,
             tasks=self.tasks, starter=starter, removal=self.removal,
+            networking=self.networking,
         )  # fmt: skip
 
     async def load(self) -> None:
@@ -117,6 +127,7 @@ class ContainerService:
         await self.storage.load()
         for container in self.index.all():
             await self.monitor.readopt(container)
+        await self.networking.sandboxes.restored()
         self.tasks.spawn(self.health.run(), "health-checks")
 
     async def close(self) -> None:
@@ -156,7 +167,11 @@ class ContainerService:
         return typed if image is not None and image.id == container.image_id else container.image_id
 
     async def create(
-        self, name: str | None, config: ContainerConfig, host_config: HostConfig
+        self,
+        name: str | None,
+        config: ContainerConfig,
+        host_config: HostConfig,
+        endpoints: Mapping[str, EndpointConfig] | None = None,
     ) -> Container:
         runtime_name = self.runtimes.get(host_config.runtime).runtime_name
         requested = self.index.check_name(name) if name else None
@@ -166,6 +181,7 @@ class ContainerService:
         image = await self.images.get(config.image)
         chain_ids, layer_digests = self.images.rootfs_layers(image)
         argv = apply_image_config(config, image.config)
+        networks = self.networking.endpoints_at_create(host_config, endpoints or {})
         cid = new_id()
         network = parse_network_mode(host_config.network_mode)
         if network.kind == CONTAINER:
@@ -185,6 +201,7 @@ class ContainerService:
             runtime=runtime_name,
             chain_ids=chain_ids,
             layer_digests=layer_digests,
+            networks=networks,
         )
         # Held before anything awaits: an `rmi -f` from now on leaves the layers be.
         self.storage.hold_new_layers(cid, chain_ids, layer_digests)
@@ -312,6 +329,25 @@ class ContainerService:
         async with self.index.lock(container.id):
             if container.id in self.index:
                 await self.removal.remove(container, volumes=volumes)
+
+    def network_id(self, name: str) -> str:
+        """The id of the network a container names ("" once that network is gone)."""
+        network = self.networking.networks.find(name)
+        return network.id if network is not None else ""
+
+    async def connect_network(self, ref: str, network: str, config: EndpointConfig) -> None:
+        container = self.get(ref)
+        async with self.index.lock(container.id):
+            container = self.get(container.id)
+            await self.networking.connect(container, network, config)
+            await self.index.save(container)
+
+    async def disconnect_network(self, ref: str, network: str, *, force: bool) -> None:
+        container = self.get(ref)
+        async with self.index.lock(container.id):
+            container = self.get(container.id)
+            await self.networking.disconnect(container, network, force=force)
+            await self.index.save(container)
 
     def prepare_attach(
         self, ref: str, options: AttachOptions

@@ -62,6 +62,20 @@ class NameSettings(msgspec.Struct, frozen=True, kw_only=True):
     addresses: list[str] = []
     # What `host-gateway` stands for; empty is moby's "unable to derive" error.
     host_gateway_ips: list[str] = []
+    # On a user-defined network: 127.0.0.11 answers, forwarding to `ext_servers`.
+    embedded_dns: bool = False
+    ext_servers: list[str] = []
+    link_hosts: list[tuple[str, str]] = []  # (address, names) of legacy links
+
+
+class NetworkView(msgspec.Struct, frozen=True, kw_only=True):
+    """What the container's network contributes to its files at a start or a connect."""
+
+    addresses: list[str] = []
+    embedded_dns: bool = False
+    ext_servers: list[str] = []
+    link_hosts: list[tuple[str, str]] = []
+    host_gateway_ips: list[str] = []
 
 
 # --- /etc/hosts ----------------------------------------------------------------------------
@@ -142,6 +156,7 @@ class ResolvConf:
     ndots_from: str = ""
     transform: str = ""
     used_defaults: bool = False
+    ext_servers: list[str] | None = None  # with the internal resolver: what it forwards to
 
 
 def parse_resolv_conf(text: str, source_path: str) -> ResolvConf:
@@ -214,6 +229,23 @@ def transform_for_legacy_network(conf: ResolvConf, *, ipv6: bool) -> None:
         conf.used_defaults = True
 
 
+INTERNAL_RESOLVER = "127.0.0.11"
+
+
+def transform_for_internal_resolver(conf: ResolvConf, ext_servers: Sequence[str]) -> None:
+    """A user-defined network: the embedded server is the only nameserver, the real ones
+    are what it forwards to, and lookups of single names go to it first (ndots:0)."""
+    conf.transform = "internal resolver"
+    conf.nameservers = [ipaddress.ip_address(INTERNAL_RESOLVER)]
+    conf.ext_servers = [
+        f"host({server})" if ipaddress.ip_address(server).is_loopback else server
+        for server in ext_servers
+    ]
+    if not _has_option(conf.options, "ndots"):
+        conf.options = ["ndots:0", *conf.options]
+        conf.ndots_from = "internal"
+
+
 def _go_list(items: Sequence[str]) -> str:
     return "[" + " ".join(items) + "]"
 
@@ -229,6 +261,8 @@ def render_resolv_conf(conf: ResolvConf) -> str:
     lines += conf.other
     based_on = f"# Based on host file: '{conf.source_path}'"
     lines += ["", based_on + (f" ({conf.transform})" if conf.transform else "")]
+    if conf.ext_servers is not None:
+        lines.append("# ExtServers: " + _go_list(conf.ext_servers))
     if conf.used_defaults:
         lines.append("# Used default nameservers.")
     if conf.invalid:
@@ -254,7 +288,9 @@ def resolv_conf(settings: NameSettings, *, source_path: str, host_text: str | No
     apply_overrides(
         conf, dns=settings.dns, search=settings.dns_search, options=settings.dns_options
     )
-    if not settings.host_network:
+    if settings.embedded_dns:
+        transform_for_internal_resolver(conf, settings.ext_servers)
+    elif not settings.host_network:
         # Networks here have no IPv6 yet, as Docker's default bridge.
         transform_for_legacy_network(conf, ipv6=False)
     return render_resolv_conf(conf)
@@ -299,6 +335,7 @@ def write_name_files(container_dir: Path, settings: NameSettings) -> None:
     """Write hostname, hosts and resolv.conf (its digest beside it) into `container_dir`;
     a refusal (a bad nameserver, an underivable host-gateway) writes nothing."""
     extra = extra_host_records(settings.extra_hosts, settings.host_gateway_ips)
+    extra += list(settings.link_hosts)
     if settings.host_network and not extra:
         # The host's own names, as they are (moby copies the file).
         hosts = _read("/etc/hosts") or HOSTS_BASE
@@ -333,9 +370,13 @@ def write_host_files(
     )
 
 
-def refresh_name_files(container: Container, container_dir: Path) -> None:
-    """At each start, as libnetwork builds them when it sets up the container's sandbox.
-    A container in another's network namespace uses that one's files: nothing to write."""
+def refresh_name_files(
+    container: Container, container_dir: Path, view: NetworkView | None = None
+) -> None:
+    """At each start (and connect), as libnetwork builds them when it sets up the
+    container's sandbox. A container in another's network namespace uses that one's files:
+    nothing to write."""
+    view = view or NetworkView()
     host = container.host_config
     network = parse_network_mode(host.network_mode)
     if network.kind == CONTAINER:
@@ -348,6 +389,11 @@ def refresh_name_files(container: Container, container_dir: Path) -> None:
         dns=host.dns or [],
         dns_search=host.dns_search or [],
         dns_options=host.dns_options or [],
+        addresses=view.addresses,
+        host_gateway_ips=view.host_gateway_ips,
+        embedded_dns=view.embedded_dns,
+        ext_servers=view.ext_servers,
+        link_hosts=view.link_hosts,
     )
     write_name_files(container_dir, settings)
 

@@ -9,6 +9,7 @@ import logging
 
 from essaim.engine.container_events import ContainerEvents
 from essaim.engine.index import ContainerIndex
+from essaim.engine.networking import ContainerNetworking
 from essaim.engine.removal import Removal
 from essaim.engine.restart_policy import next_restart_delay, should_restart
 from essaim.engine.start import Starter
@@ -34,6 +35,7 @@ class ExitMonitor:
         tasks: BackgroundTasks,
         starter: Starter,
         removal: Removal,
+        networking: ContainerNetworking,
     ) -> None:
         self.index = index
         self.storage = storage
@@ -42,6 +44,7 @@ class ExitMonitor:
         self.tasks = tasks
         self.starter = starter
         self.removal = removal
+        self.networking = networking
         # The delay before each container's last restart by its policy (dockerd keeps it
         # in memory too: a daemon start begins again at 100 ms).
         self._restart_delays: dict[str, float] = {}
@@ -73,6 +76,7 @@ class ExitMonitor:
             return
         if conmon_alive(state.conmon_pid, container.id):
             log.info("re-adopted running container %s", container.id[:12])
+            await self.networking.restore(container)
             self._watch(container.id, state.conmon_pid)
             return
         # It ended while we were away: conmon left its exit code on disk.
@@ -111,6 +115,8 @@ class ExitMonitor:
             state.conmon_pid = 0
             state.finished_at = now_rfc3339()
             state.oom_killed = (self.storage.files(cid).bundle / "oom").exists()
+            # Its addresses, ports and namespace go back before anything can start it again.
+            announce_disconnects = await self.networking.release(container)
             ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
             policy = container.host_config.restart_policy
             restart = not container.host_config.auto_remove and should_restart(
@@ -134,6 +140,7 @@ class ExitMonitor:
             self.events.publish(
                 container, "die", exitCode=str(exit_code), execDuration=str(max(0, int(ran_for)))
             )
+            announce_disconnects()
             answer(answered, exit_code)
             if container.host_config.auto_remove:
                 await self.removal.finish(container)

@@ -1,28 +1,33 @@
-"""`--network` before networks exist as objects: an isolated namespace (`none`, and for
-now `default`/`bridge`, which get no bridge yet), the host's (`host`), or another
-container's (`container:<name|id>`). Any other name is a network that does not exist.
+"""`--network` as a container's mode: a network of its own namespace (the default bridge,
+a user network), an isolated namespace (`none`), the host's (`host`), or another
+container's (`container:<name|id>`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from essaim.errors import InvalidParameter, NotFound
+from essaim.errors import InvalidParameter
 
 ISOLATED = "isolated"
 HOST = "host"
 CONTAINER = "container"
-_ISOLATED_NAMES = ("", "default", "bridge", "none")
+NETWORK = "network"
+DEFAULT_BRIDGE = "bridge"
+_DEFAULT_NAMES = ("", "default", DEFAULT_BRIDGE)
 
 
 @dataclass(frozen=True, slots=True)
 class NetworkMode:
-    kind: str  # ISOLATED, HOST or CONTAINER
+    kind: str  # NETWORK, ISOLATED, HOST or CONTAINER
     container: str = ""  # the name or id given with container:
+    network: str = ""  # NETWORK: the network's name (or id) as given
 
 
 def parse_network_mode(mode: str) -> NetworkMode:
-    if mode in _ISOLATED_NAMES:
+    if mode in _DEFAULT_NAMES:
+        return NetworkMode(NETWORK, network=DEFAULT_BRIDGE)
+    if mode == "none":
         return NetworkMode(ISOLATED)
     if mode == HOST:
         return NetworkMode(HOST)
@@ -31,4 +36,4 @@ def parse_network_mode(mode: str) -> NetworkMode:
         if not ref:
             raise InvalidParameter("invalid container format container:<name|id>")
         return NetworkMode(CONTAINER, ref)
-    raise NotFound(f"network {mode} not found")
+    return NetworkMode(NETWORK, network=mode)

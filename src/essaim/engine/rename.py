@@ -4,15 +4,25 @@ old one released, the record saved and a `rename` event carrying the old name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from essaim.engine.container_events import ContainerEvents
 from essaim.engine.index import ContainerIndex
 from essaim.errors import Conflict, InvalidParameter
+from essaim.model.container import Container
 
 
 class Renamer:
-    def __init__(self, *, index: ContainerIndex, events: ContainerEvents) -> None:
+    def __init__(
+        self,
+        *,
+        index: ContainerIndex,
+        events: ContainerEvents,
+        renamed: Callable[[Container], None] = lambda _c: None,
+    ) -> None:
         self.index = index
         self.events = events
+        self.renamed = renamed  # what else knows it by name (the embedded DNS)
 
     async def rename(self, ref: str, new_name: str) -> None:
         if not ref or not new_name:
@@ -35,4 +45,5 @@ class Renamer:
             except BaseException:
                 self.index.move_name(container, old)
                 raise
+            self.renamed(container)
         self.events.publish(container, "rename", oldName="/" + old)

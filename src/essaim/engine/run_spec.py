@@ -27,14 +27,16 @@ def run_spec(
     cgroup_parent: str,
     lookup: Callable[[str], Container],
     mount_sources: Mapping[str, str] | None = None,
+    network_namespace: str | None = None,
 ) -> RunSpec:
     """`containers_root` holds each container's directory (for the host files it
     bind-mounts); `lookup` finds the container a `container:<x>` network mode names;
-    `mount_sources` are where its volume subpaths are mounted for this run."""
+    `mount_sources` are where its volume subpaths are mounted for this run;
+    `network_namespace` the sandbox made for it (None: a new, empty one)."""
     config, host = container.config, container.host_config
     files_dir = containers_root / container.id
     network = parse_network_mode(host.network_mode)
-    namespace: str | None = ""  # a new one
+    namespace: str | None = network_namespace or ""  # "": a new one
     if network.kind == HOST:
         namespace = None
     elif network.kind == CONTAINER:

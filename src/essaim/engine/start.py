@@ -8,8 +8,8 @@ import json
 
 from essaim.engine.attachments import Attachments
 from essaim.engine.container_events import ContainerEvents
-from essaim.engine.hostfiles import refresh_name_files
 from essaim.engine.index import ContainerIndex
+from essaim.engine.networking import ContainerNetworking
 from essaim.engine.removal import Removal
 from essaim.engine.run_spec import run_spec
 from essaim.engine.storage import ContainerStorage
@@ -54,6 +54,7 @@ class Starter:
         removal: Removal,
         host: HostFacts,
         cgroup_parent: str,
+        networking: ContainerNetworking,
     ) -> None:
         self.index = index
         self.storage = storage
@@ -63,6 +64,7 @@ class Starter:
         self.removal = removal
         self.host = host
         self.cgroup_parent = cgroup_parent
+        self.networking = networking
 
     async def start(self, container: Container) -> Started:
         """Run the container (its lock held). On failure its state records the error,
@@ -74,11 +76,12 @@ class Starter:
         runtime = self.runtimes.get(container.runtime)
         try:
             rootfs = await self.storage.mount_rootfs(container)
-            refresh_name_files(container, self.storage.root / cid)
+            await self.networking.attach(container)
             spec = run_spec(
                 container, rootfs, containers_root=self.storage.root,
                 cgroup_parent=self.cgroup_parent, lookup=self.index.get,
                 mount_sources=self.storage.mounts.sources(cid),
+                network_namespace=self.networking.netns_path(container),
             )  # fmt: skip
             files.config.write_text(json.dumps(build_oci_config(spec, self.host)))
             started = await runtime.create(
@@ -113,6 +116,7 @@ class Starter:
         exc.args = (message,)
         self.attachments.end_waiting(container.id)
         self.runtimes.get(container.runtime).forget_sockets(container.id)
+        (await self.networking.release(container))()
         await self.storage.unmount_rootfs(container.id)
         container.state.error = message
         container.state.exit_code = exit_code_for_start_error(message)
