@@ -1,0 +1,113 @@
+"""HTTP through a published port against the container's own address: requests per
+second and latency (wrk, new connection per request as busybox httpd closes each), from
+the host to the container's address (direct), to 127.0.0.1:<port> and, from another
+network namespace, to the host's address (both DNAT'd by nftables), and to Docker's
+published port when Docker is installed. Target: published within 10% of direct.
+
+Run as root after `scripts/setup --test` (which installs wrk):
+    .venv/bin/python benchmarks/published_port.py [--seconds 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import benchmark_daemon, installed_peers, run
+from tests.integration.network_hosts import PeerHost
+
+SERVE = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -h /www -p 80"
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wrk(url: str, seconds: int, netns: Path | None = None) -> tuple[float, float]:
+    """(requests per second, median latency in seconds)."""
+    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    out = subprocess.run(
+        [*prefix, "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return rps, float(value) * UNITS[unit]
+
+
+def wait_for(url: str, netns: Path | None = None) -> None:
+    deadline = time.monotonic() + 10
+    while subprocess.run(
+        [*(["nsenter", f"--net={netns}"] if netns else []), "wrk", "-d1s", "-c1", "-t1", url],
+        capture_output=True, check=False,
+    ).returncode != 0:  # fmt: skip
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} does not answer")
+        time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/setup --test")
+    with benchmark_daemon() as (root, daemon):
+        env = daemon.env()
+        port = free_port()
+        run(["docker", "run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
+             SERVE], env)  # fmt: skip
+        address = subprocess.run(
+            ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        peer = PeerHost(root).create()
+        try:
+            targets = {
+                "direct (container address)": (f"http://{address}/", None),
+                "published 127.0.0.1": (f"http://127.0.0.1:{port}/", None),
+                "published, another host": (f"http://{peer.host_address}:{port}/", peer.path),
+            }
+            for url, netns in targets.values():
+                wait_for(url, netns)
+            results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+            for _ in range(args.rounds):  # interleaved, so drift weighs on all alike
+                for name, (url, netns) in targets.items():
+                    results[name].append(wrk(url, args.seconds, netns))
+        finally:
+            peer.remove()
+        direct_rps = statistics.median(r for r, _ in results["direct (container address)"])
+        for name, values in results.items():
+            rps = statistics.median(r for r, _ in values)
+            latency = statistics.median(lat for _, lat in values)
+            print(f"{name:<30} {rps:9.0f} req/s  p50 {latency * 1000:6.2f} ms  "
+                  f"{rps / direct_rps:5.2f}x direct")  # fmt: skip
+        for peer_name, argv in installed_peers():
+            peer_port = free_port()
+            run([*argv, "run", "-d", "--name", "bench-web", "-p", f"{peer_port}:80", "busybox",
+                 "sh", "-c", SERVE])  # fmt: skip
+            try:
+                wait_for(f"http://127.0.0.1:{peer_port}/")
+                rps, latency = wrk(f"http://127.0.0.1:{peer_port}/", args.seconds)
+                label = f"{peer_name} published"
+                print(f"{label:<30} {rps:9.0f} req/s  p50 {latency * 1000:6.2f} ms  "
+                      f"{rps / direct_rps:5.2f}x essaim direct")  # fmt: skip
+            finally:
+                run([*argv, "rm", "-f", "bench-web"])
+
+
+if __name__ == "__main__":
+    main()
