@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dns.message
 import dns.query
 from pyroute2 import IPRoute
-from tests.dns_upstream import UpstreamServer, bound_pair
+from tests.dns_upstream import UpstreamServer, bound_pair, link_namespaces
 
 from essaim.network.dns.names import DnsRecord, NameTable
 from essaim.network.dns.server import EmbeddedDns, Upstream
@@ -72,28 +72,7 @@ def line(label: str, samples: list[float], base: list[float] | None = None) -> N
 
 def veth_upstream(sandbox: Path, other: Path) -> IPv4Address:
     """A veth pair between the two namespaces; the upstream's address on the far side."""
-    near, far = f"es{secrets.token_hex(5)}", f"es{secrets.token_hex(5)}"
-
-    def sandbox_side() -> None:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=near, kind="veth", peer=far)
-            fd = os.open(other, os.O_RDONLY)
-            try:
-                ipr.link("set", index=ipr.link_lookup(ifname=far)[0], net_ns_fd=fd)
-            finally:
-                os.close(fd)
-            index = ipr.link_lookup(ifname=near)[0]
-            ipr.addr("add", index=index, address=f"{SUBNET}.1", prefixlen=24)
-            ipr.link("set", index=index, state="up")
-
-    def far_side() -> None:
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=far)[0]
-            ipr.addr("add", index=index, address=f"{SUBNET}.2", prefixlen=24)
-            ipr.link("set", index=index, state="up")
-
-    run_in_netns(sandbox, sandbox_side)
-    run_in_netns(other, far_side)
+    link_namespaces(sandbox, other, IPv4Address(f"{SUBNET}.1"), IPv4Address(f"{SUBNET}.2"))
     return IPv4Address(f"{SUBNET}.2")
 
 

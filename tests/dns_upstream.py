@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import socket
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -16,6 +20,9 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from pyroute2 import IPRoute
+
+from essaim.network.netns import run_in_netns
 
 
 @dataclass
@@ -129,3 +136,31 @@ def bound_pair(address: str, port: int = 0) -> tuple[socket.socket, socket.socke
         tcp.listen(16)
         return udp, tcp
     raise OSError(f"no port free for both UDP and TCP on {address}")
+
+
+def link_namespaces(near_ns: Path, far_ns: Path, near: IPv4Address, far: IPv4Address) -> None:
+    """A veth pair between two namespaces, `near`/24 on one end and `far`/24 on the other,
+    both up (the pair goes with either namespace)."""
+    near_name, far_name = f"es{secrets.token_hex(5)}", f"es{secrets.token_hex(5)}"
+
+    def up(ipr: IPRoute, name: str, address: IPv4Address) -> None:
+        index = ipr.link_lookup(ifname=name)[0]
+        ipr.addr("add", index=index, address=str(address), prefixlen=24)
+        ipr.link("set", index=index, state="up")
+
+    def near_side() -> None:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=near_name, kind="veth", peer=far_name)
+            fd = os.open(far_ns, os.O_RDONLY)
+            try:
+                ipr.link("set", index=ipr.link_lookup(ifname=far_name)[0], net_ns_fd=fd)
+            finally:
+                os.close(fd)
+            up(ipr, near_name, near)
+
+    def far_side() -> None:
+        with IPRoute() as ipr:
+            up(ipr, far_name, far)
+
+    run_in_netns(near_ns, near_side)
+    run_in_netns(far_ns, far_side)

@@ -30,7 +30,7 @@ from pyroute2 import IPRoute
 from essaim.network.dns.names import DnsRecord, NameTable
 from essaim.network.dns.server import EmbeddedDns, Upstream
 from essaim.network.netns import NamespaceFiles, run_in_netns
-from tests.dns_upstream import UpstreamServer, bound_pair
+from tests.dns_upstream import UpstreamServer, bound_pair, link_namespaces
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -103,31 +103,10 @@ class Lab:
     def namespace_upstream(self, sandbox: Path, server: UpstreamServer) -> Upstream:
         """`server` in a namespace of its own, reachable from `sandbox` only, by a veth
         pair: 10.213.x.1 on the sandbox's side, the server on 10.213.x.2:53."""
-        near, far = f"es{secrets.token_hex(5)}", f"es{secrets.token_hex(5)}"
         other = self.namespace(f"up-{secrets.token_hex(4)}")
         here, there = self.address(1, subnet=1), self.address(2, subnet=1)
-
-        def sandbox_side() -> None:
-            with IPRoute() as ipr:
-                ipr.link("add", ifname=near, kind="veth", peer=far)
-                fd = os.open(other, os.O_RDONLY)
-                try:
-                    ipr.link("set", index=ipr.link_lookup(ifname=far)[0], net_ns_fd=fd)
-                finally:
-                    os.close(fd)
-                index = ipr.link_lookup(ifname=near)[0]
-                ipr.addr("add", index=index, address=str(here), prefixlen=24)
-                ipr.link("set", index=index, state="up")
-
-        def server_side() -> tuple[socket.socket, socket.socket]:
-            with IPRoute() as ipr:
-                index = ipr.link_lookup(ifname=far)[0]
-                ipr.addr("add", index=index, address=str(there), prefixlen=24)
-                ipr.link("set", index=index, state="up")
-            return bound_pair(str(there), 53)
-
-        run_in_netns(sandbox, sandbox_side)
-        self.serve(server, run_in_netns(other, server_side))
+        link_namespaces(sandbox, other, here, there)
+        self.serve(server, run_in_netns(other, lambda: bound_pair(str(there), 53)))
         return Upstream(there)
 
     def cleanup(self) -> None:

@@ -105,6 +105,11 @@ class ExitMonitor:
         if container is None:
             return
         async with self.index.lock(cid):
+            # Its addresses, ports and namespace go back before anything can start it
+            # again, and before its state says it stopped: from then on to the waiters'
+            # answer nothing may await, or a wait could see the exit and then be taken
+            # for one registered before it.
+            announce_disconnects = await self.networking.release(container)
             state = container.state
             # An auto-removed container goes straight to removal, and its record is not
             # rewritten first: a crash before the removal ends finds it RUNNING with its
@@ -115,8 +120,6 @@ class ExitMonitor:
             state.conmon_pid = 0
             state.finished_at = now_rfc3339()
             state.oom_killed = (self.storage.files(cid).bundle / "oom").exists()
-            # Its addresses, ports and namespace go back before anything can start it again.
-            announce_disconnects = await self.networking.release(container)
             ran_for = unix_seconds(state.finished_at) - unix_seconds(state.started_at)
             policy = container.host_config.restart_policy
             restart = not container.host_config.auto_remove and should_restart(

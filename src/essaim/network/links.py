@@ -137,6 +137,22 @@ def _configure_inside(netns: Path, temporary: str, settings: InterfaceSettings) 
     run_in_netns(netns, configure)
 
 
+def _add_link(ipr: IPRoute, netns: Path, failure: str, **attributes: object) -> None:
+    """A link added with one end (`net_ns_fd` in the attributes' peer, or itself) made
+    straight in the namespace at `netns`."""
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if "peer" in attributes:
+            attributes["peer"] = {**attributes["peer"], "net_ns_fd": fd}  # type: ignore[dict-item]
+        else:
+            attributes["net_ns_fd"] = fd
+        ipr.link("add", **attributes)
+    except NetlinkError as exc:
+        raise SystemError_(f"{failure}: {exc.args[1]}") from None
+    finally:
+        os.close(fd)
+
+
 def add_veth_endpoint(
     bridge: str, netns: Path, host_name: str, settings: InterfaceSettings, *, hairpin: bool = True
 ) -> None:
@@ -147,17 +163,10 @@ def add_veth_endpoint(
         bridge_index = _index(ipr, bridge)
         if bridge_index is None:
             raise SystemError_(f"bridge {bridge} not found")
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ipr.link(
-                "add", ifname=host_name, kind="veth",
-                peer={"ifname": temporary, "net_ns_fd": fd},
-            )  # fmt: skip
-        except NetlinkError as exc:
-            raise SystemError_(f"failed to add the host ({host_name}) <=> sandbox veth pair: "
-                               f"{exc.args[1]}") from None  # fmt: skip
-        finally:
-            os.close(fd)
+        _add_link(
+            ipr, netns, f"failed to add the host ({host_name}) <=> sandbox veth pair",
+            ifname=host_name, kind="veth", peer={"ifname": temporary},
+        )  # fmt: skip
         try:
             index = _index(ipr, host_name)
             if settings.mtu:
@@ -180,16 +189,10 @@ def add_macvlan_endpoint(parent: str, mode: str, netns: Path, settings: Interfac
         parent_index = _index(ipr, parent)
         if parent_index is None:
             raise InvalidParameter(f"-o parent interface was not found on the host: {parent}")
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ipr.link(
-                "add", ifname=temporary, kind="macvlan", link=parent_index,
-                macvlan_mode=mode, net_ns_fd=fd,
-            )  # fmt: skip
-        except NetlinkError as exc:
-            raise SystemError_(f"failed to create the macvlan port: {exc.args[1]}") from None
-        finally:
-            os.close(fd)
+        _add_link(
+            ipr, netns, "failed to create the macvlan port",
+            ifname=temporary, kind="macvlan", link=parent_index, macvlan_mode=mode,
+        )  # fmt: skip
     try:
         _configure_inside(netns, temporary, settings)
     except BaseException:
