@@ -114,6 +114,8 @@ class InterfaceSettings:
 def _configure_inside(netns: Path, temporary: str, settings: InterfaceSettings) -> None:
     def configure() -> None:
         with IPRoute() as ipr:
+            # The loopback too, while we are in there (a thread and a socket each time).
+            ipr.link("set", index=_index(ipr, "lo"), state="up")
             index = _index(ipr, temporary)
             if index is None:
                 raise SystemError_(f"interface {temporary} did not reach the container")

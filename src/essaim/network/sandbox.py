@@ -152,7 +152,8 @@ class Sandboxes:
             held = _Held(container.id, container.name, state, upstreams=list(upstreams))
             self._held[container.id] = held
             try:
-                await asyncio.to_thread(links.loopback_up, netns)
+                if not network_names_of(container):  # endpoints bring it up themselves
+                    await asyncio.to_thread(links.loopback_up, netns)
                 for name in network_names_of(container):
                     config = container.networks.get(name) or EndpointConfig()
                     await self._add_endpoint(held, self.networks.get(name), config)
