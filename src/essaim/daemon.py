@@ -260,13 +260,19 @@ def _daemon_id(data_root: Path) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Running, not a zombie: a killed daemon whose parent never reaps it (an init that
+    does not, on some machines) must not hold the pidfile forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _write_pidfile(path: Path) -> None:
