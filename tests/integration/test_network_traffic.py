@@ -113,7 +113,8 @@ def test_names_and_aliases_resolve_within_their_network(daemon: EssaimDaemon) ->
 
 def test_default_bridge_has_no_names_but_links_work(daemon: EssaimDaemon) -> None:
     d = daemon
-    ok(d.docker("run", "-d", "--name", "db", "busybox", "sleep", "300"))
+    ok(d.docker("run", "-d", "--name", "db", "--expose", "5432", "--expose", "99/udp",
+                "-e", "SECRET=s3", "busybox", "sleep", "300"))  # fmt: skip
     try:
         db_ip = ip_of(d, "db", "bridge")
         out = d.docker("run", "--rm", "busybox", "ping", "-c", "1", "-W", "1", "db")
@@ -121,6 +122,17 @@ def test_default_bridge_has_no_names_but_links_work(daemon: EssaimDaemon) -> Non
         linked = ok(d.docker("run", "--rm", "--link", "db:database", "busybox", "sh", "-c",
                              "ping -c 1 -W 2 database >/dev/null && cat /etc/hosts"))  # fmt: skip
         assert re.search(rf"^{re.escape(db_ip)}\tdatabase \w+ db$", linked, re.M), linked
+        env = ok(d.docker("run", "--rm", "--name", "linker", "--link", "db:database",
+                          "busybox", "env")).splitlines()  # fmt: skip
+        assert {
+            "DATABASE_NAME=/linker/database",
+            f"DATABASE_PORT=udp://{db_ip}:99",
+            f"DATABASE_PORT_5432_TCP=tcp://{db_ip}:5432",
+            f"DATABASE_PORT_5432_TCP_ADDR={db_ip}",
+            "DATABASE_PORT_5432_TCP_PORT=5432",
+            "DATABASE_PORT_5432_TCP_PROTO=tcp",
+            "DATABASE_ENV_SECRET=s3",
+        } <= set(env), env
         resolv = ok(d.docker("run", "--rm", "busybox", "cat", "/etc/resolv.conf"))
         assert "127.0.0.11" not in resolv
     finally:

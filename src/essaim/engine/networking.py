@@ -20,6 +20,7 @@ from essaim.engine.network_mode import CONTAINER, HOST, ISOLATED, NETWORK, parse
 from essaim.errors import Forbidden, InvalidParameter, NotFound
 from essaim.model.container import PAUSED, RUNNING, Container, HostConfig
 from essaim.model.network import BRIDGE, EndpointConfig, Network
+from essaim.model.ports import split_proto_port
 from essaim.network.dns.server import Upstream
 from essaim.network.sandbox import Sandboxes, user_defined
 from essaim.network.service import NetworkService
@@ -170,9 +171,9 @@ class ContainerNetworking:
             host_gateway_ips=self.sandboxes.host_gateway_ips(),
         )
 
-    def _link_hosts(self, container: Container) -> list[tuple[str, str]]:
-        """Legacy links: "<ip>\t<alias> <hostname> <name>" lines, as dockerd writes them."""
-        records = []
+    def _linked(self, container: Container) -> list[tuple[str, Container, str]]:
+        """(alias, linked container, its address on the default bridge) of each link."""
+        found = []
         for link in container.host_config.links or []:
             name, alias = parse_link(link)
             try:
@@ -186,10 +187,47 @@ class ContainerNetworking:
                     f"Cannot link to a non running container: /{other.name} AS "
                     f"/{container.name}/{alias}"
                 )
+            found.append((alias, other, endpoint.ip_address))
+        return found
+
+    def link_env(self, container: Container) -> list[str]:
+        """The variables dockerd's legacy links define: <ALIAS>_NAME, _PORT and one set
+        per exposed port of the linked container (lowest first), and its environment as
+        <ALIAS>_ENV_<NAME> (PATH and HOME left out)."""
+        env: list[str] = []
+        for alias, other, address in self._linked(container):
+            prefix = alias.upper().replace("-", "_")
+            env.append(f"{prefix}_NAME=/{container.name}/{alias}")
+            ports = sorted(
+                (int(port), proto)
+                for port, proto in (split_proto_port(key) for key in other.config.exposed_ports)
+                if port.isdigit()
+            )
+            if ports:
+                port, proto = ports[0]
+                env.append(f"{prefix}_PORT={proto}://{address}:{port}")
+            for port, proto in ports:
+                key = f"{prefix}_PORT_{port}_{proto.upper()}"
+                env += [
+                    f"{key}={proto}://{address}:{port}",
+                    f"{key}_ADDR={address}",
+                    f"{key}_PORT={port}",
+                    f"{key}_PROTO={proto}",
+                ]
+            for item in other.config.env:
+                name, found, value = item.partition("=")
+                if found and name not in ("HOME", "PATH"):
+                    env.append(f"{prefix}_ENV_{name}={value}")
+        return env
+
+    def _link_hosts(self, container: Container) -> list[tuple[str, str]]:
+        """Legacy links: "<ip>\t<alias> <hostname> <name>" lines, as dockerd writes them."""
+        records = []
+        for alias, other, address in self._linked(container):
             names = f"{alias} {other.config.hostname}"
             if alias != other.name:
                 names += f" {other.name}"
-            records.append((endpoint.ip_address, names))
+            records.append((address, names))
         return records
 
     def write_name_files(self, container: Container) -> None:

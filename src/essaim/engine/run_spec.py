@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from essaim.engine.hostfiles import host_file_mounts
+from essaim.engine.image_defaults import merge_env
 from essaim.engine.namespace_modes import namespace_paths
 from essaim.engine.network_mode import CONTAINER, HOST, parse_network_mode
 from essaim.errors import Conflict
@@ -28,11 +29,13 @@ def run_spec(
     lookup: Callable[[str], Container],
     mount_sources: Mapping[str, str] | None = None,
     network_namespace: str | None = None,
+    link_env: list[str] | None = None,
 ) -> RunSpec:
     """`containers_root` holds each container's directory (for the host files it
     bind-mounts); `lookup` finds the container a `container:<x>` network mode names;
     `mount_sources` are where its volume subpaths are mounted for this run;
-    `network_namespace` the sandbox made for it (None: a new, empty one)."""
+    `network_namespace` the sandbox made for it (None: a new, empty one); `link_env` the
+    variables its legacy links define, which its own environment overrides."""
     config, host = container.config, container.host_config
     files_dir = containers_root / container.id
     network = parse_network_mode(host.network_mode)
@@ -64,7 +67,7 @@ def run_spec(
         container_id=container.id,
         rootfs=str(rootfs),
         args=args,
-        env=config.env,
+        env=merge_env(link_env or [], config.env),
         cwd=config.working_dir or "/",
         user=config.user,
         tty=config.tty,

@@ -82,6 +82,7 @@ class Starter:
                 cgroup_parent=self.cgroup_parent, lookup=self.index.get,
                 mount_sources=self.storage.mounts.sources(cid),
                 network_namespace=self.networking.netns_path(container),
+                link_env=self.networking.link_env(container),
             )  # fmt: skip
             files.config.write_text(json.dumps(build_oci_config(spec, self.host)))
             started = await runtime.create(
