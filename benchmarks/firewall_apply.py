@@ -1,6 +1,6 @@
 """Firewall.apply() with 50 published ports on 5 bridges: a whole replacement (the render
-and one `nft -f -` transaction) and the common case of one more port (map elements added),
-against the floor of any apply: `nft -f -` of a script that changes nothing.
+and one libnftables transaction) and the common case of one more port (map elements
+added), against the floor of any apply: a transaction that changes nothing.
 No daemon needed; run as root after scripts/setup:
 
     .venv/bin/python benchmarks/firewall_apply.py [-n 30] [--ports 50]
@@ -78,13 +78,13 @@ async def main(runs: int, ports: int) -> None:
     for name, samples in (
         (f"apply() replacing {ports} ports", applies),
         ("apply() of one port more", additions),
-        ("nft -f - of a no-op script", floors),
+        ("a no-op transaction", floors),
         ("render() alone", renders),
     ):
         median = statistics.median(samples)
         print(
             f"{name:<32} median {median * 1000:7.2f} ms  (min {min(samples) * 1000:.2f}, "
-            f"n={len(samples)})  {median / floor:5.2f}x the no-op nft"
+            f"n={len(samples)})  {median / floor:5.2f}x a no-op"
         )
 
 

@@ -327,3 +327,24 @@ def test_a_port_conflict_fails_the_start_and_leaves_nothing(daemon: EssaimDaemon
         assert ok(d.docker("port", "second", "80")).strip() == f"0.0.0.0:{port}"
     finally:
         d.docker("rm", "-f", "holder", "second")
+
+
+def test_a_container_may_listen_on_port_53_itself(daemon: EssaimDaemon) -> None:
+    """127.0.0.11:53 is redirected to the embedded server's own ports, as dockerd does,
+    so a DNS server in the container can bind 0.0.0.0:53."""
+    d = daemon
+    ok(d.docker("network", "create", "dnsnet"))
+    try:
+        ok(d.docker("run", "-d", "--name", "peer53", "--network", "dnsnet",
+                    "busybox", "sleep", "300"))  # fmt: skip
+        bind = (
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.bind(('0.0.0.0', 53)); print('bound')"
+        )
+        out = ok(d.docker("run", "--rm", "--network", "dnsnet", *HOST_PYTHON, "busybox", "sh",
+                          "-c", f'python3 -c "{bind}" && nslookup peer53'))  # fmt: skip
+        assert out.startswith("bound\n")
+        assert addresses(out) == [ip_of(d, "peer53", "dnsnet")]
+    finally:
+        d.docker("rm", "-f", "peer53")
+        d.docker("network", "rm", "dnsnet")

@@ -27,6 +27,7 @@ from essaim.network.dns.answers import (
 )
 from essaim.network.dns.forward import EXCHANGE_TIMEOUT, Forwarder, Upstream
 from essaim.network.dns.names import NameTable
+from essaim.network.firewall.libnft import run_script
 from essaim.network.netns import in_netns
 
 __all__ = ["LISTEN_ADDRESS", "LISTEN_PORT", "EmbeddedDns", "Upstream"]
@@ -80,17 +81,42 @@ class _UdpListener(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
 
+# Inside the sandbox: 127.0.0.11:53 sent to the server's own ports, as dockerd does, so
+# that the container may still listen on port 53 of its other addresses (or 0.0.0.0).
+REDIRECT_TABLE = "essaim-dns"
+# Declared, flushed, filled: a transaction that deletes a table makes the kernel wait
+# (about 15 ms here); flushing a chain that is empty, in a new namespace, does not.
+REDIRECT = """table ip {table} {{
+\tchain output {{
+\t\ttype nat hook output priority -100; policy accept;
+\t}}
+}}
+flush chain ip {table} output
+add rule ip {table} output ip daddr {address} udp dport {port} dnat to {address}:{udp}
+add rule ip {table} output ip daddr {address} tcp dport {port} dnat to {address}:{tcp}
+"""
+
+
 def _listen() -> tuple[socket.socket, socket.socket]:
-    """The server's sockets, created by a thread inside the sandbox's namespace."""
+    """The server's sockets on ports of their own, created by a thread inside the
+    sandbox's namespace, which also redirects 127.0.0.11:53 to them."""
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        udp.bind((LISTEN_ADDRESS, LISTEN_PORT))
+        udp.bind((LISTEN_ADDRESS, 0))
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((LISTEN_ADDRESS, LISTEN_PORT))
+        tcp.bind((LISTEN_ADDRESS, 0))
         tcp.listen(128)
         udp.setblocking(False)
         tcp.setblocking(False)
+        script = REDIRECT.format(
+            table=REDIRECT_TABLE, address=LISTEN_ADDRESS, port=LISTEN_PORT,
+            udp=udp.getsockname()[1], tcp=tcp.getsockname()[1],
+        )  # fmt: skip
+        try:
+            run_script(script)  # in this thread's namespace: the sandbox's
+        except SystemError_ as exc:
+            raise OSError(exc.message) from None
     except BaseException:
         udp.close()
         tcp.close()

@@ -1,4 +1,4 @@
-"""Apply the firewall's desired state with the `nft` binary: one transaction per change,
+"""Apply the firewall's desired state through libnftables: one transaction per change,
 one change at a time, and nothing done when the rules would not change."""
 
 from __future__ import annotations
@@ -6,35 +6,22 @@ from __future__ import annotations
 import asyncio
 
 from essaim.errors import SystemError_
+from essaim.network.firewall.libnft import run_script
 from essaim.network.firewall.model import FirewallState
 from essaim.network.firewall.rules import check_table_name, render, render_additions
 
-NFT = "nft"
-
 
 async def run_nft(script: str, *, check: bool = False) -> None:
-    """`nft -f -` fed `script` (`-c`: parse and validate only); nft's own message on
-    failure. If we are cancelled, nft is still waited for: the kernel takes its batch whole
-    or not at all, and killing it would only hide which, or let the next run overtake it."""
-    argv = [NFT, *(["-c"] if check else []), "-f", "-"]
+    """`script` as one nftables transaction (`check`: parse and validate only); nft's own
+    message on failure. If we are cancelled, the transaction is still waited for: the
+    kernel takes its batch whole or not at all, and leaving early would only hide which,
+    or let the next run overtake it."""
+    work = asyncio.ensure_future(asyncio.to_thread(run_script, script, check=check))
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError as exc:
-        raise SystemError_(f"nftables: {NFT} not found: install nftables") from exc
-    communicate = asyncio.ensure_future(proc.communicate(script.encode()))
-    try:
-        _, stderr = await asyncio.shield(communicate)
+        await asyncio.shield(work)
     except asyncio.CancelledError:
-        await asyncio.wait([communicate])
+        await asyncio.wait([work])
         raise
-    if proc.returncode != 0:
-        message = stderr.decode(errors="replace").strip() or f"exit status {proc.returncode}"
-        raise SystemError_(f"nftables: {message}")
 
 
 class Firewall:
