@@ -38,6 +38,21 @@ def http_get(url: str, netns: Path | None = None) -> str:
     return done.stdout
 
 
+TCP_CONNECT = (
+    "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)"
+)
+
+
+def tcp_connects(address: str, port: int, netns: Path | None = None) -> bool:
+    """Whether a TCP connection to address:port opens within a second."""
+    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", TCP_CONNECT, address, str(port)],
+        capture_output=True, timeout=20,
+    )  # fmt: skip
+    return done.returncode == 0
+
+
 def udp_ask(address: str, port: int, message: str) -> str:
     done = subprocess.run(
         [sys.executable, "-c", UDP_ASK, address, str(port), message],

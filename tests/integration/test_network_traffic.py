@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.daemon import EssaimDaemon, fails, ok
-from tests.integration.network_hosts import PeerHost, http_get, udp_ask
+from tests.integration.network_hosts import PeerHost, http_get, tcp_connects, udp_ask
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +150,11 @@ def test_published_port_from_the_host_and_from_another_host(
         assert ok(d.docker("port", "pub")).strip() == f"80/tcp -> 0.0.0.0:{port}"
         assert wait_http(f"http://127.0.0.1:{port}/").strip() == "published"
         assert http_get(f"http://{peer.host_address}:{port}/", peer.path).strip() == "published"
+        # As Docker 28 (gateway mode "nat"): another host reaches the container through
+        # the published port only, not at its own address; the host itself does.
+        address = ip_of(d, "pub", "bridge")
+        assert not tcp_connects(address, 80, peer.path)
+        assert tcp_connects(address, 80)
         # Hairpin: the container reaches its own published port through the host's address.
         assert fetch_inside(d, "pub", peer.host_address, port).strip() == "published"
         ps = ok(d.docker("ps", "--filter", "name=pub", "--format", "{{.Ports}}"))
@@ -348,3 +353,22 @@ def test_a_container_may_listen_on_port_53_itself(daemon: EssaimDaemon) -> None:
     finally:
         d.docker("rm", "-f", "peer53")
         d.docker("network", "rm", "dnsnet")
+
+
+def test_nat_unprotected_lets_other_hosts_reach_containers_directly(
+    daemon: EssaimDaemon, peer: PeerHost
+) -> None:
+    d = daemon
+    ok(d.docker("network", "create", "-o",
+                "com.docker.network.bridge.gateway_mode_ipv4=nat-unprotected", "open"))  # fmt: skip
+    try:
+        ok(d.docker("run", "-d", "--name", "reachable", "--network", "open", "busybox", "sh",
+                    "-c", SERVE.format(text="direct")))  # fmt: skip
+        address = ip_of(d, "reachable", "open")
+        assert wait_http(f"http://{address}/", peer.path).strip() == "direct"
+        fails(d.docker("network", "create", "-o",
+                       "com.docker.network.bridge.gateway_mode_ipv4=sideways", "bad-mode"),
+              "unknown gateway mode")  # fmt: skip
+    finally:
+        d.docker("rm", "-f", "reachable")
+        d.docker("network", "rm", "open")

@@ -245,12 +245,26 @@ def test_bridges_are_isolated_from_each_other_except_through_published_ports() -
     assert "type filter hook forward priority filter" in rules[0]
     assert "policy accept" in rules  # the host's policy is not ours to change
     for name in ("esbra", "esbrb"):
-        [rule] = rules_with(rules, f'oifname "{name}"', "drop")
+        between, outside = rules_with(rules, f'oifname "{name}"', "drop")
         # From another of ours, unless DNAT'd; `& dnat == 0` tests the bit, where
         # `!= dnat` would compare the whole status word.
-        assert rule == (
+        assert between == (
             f'oifname "{name}" iifname != "{name}" iifname @bridges ct status & dnat == 0 drop'
         )
+        # From anywhere else (Docker 28's gateway mode "nat"), new connections only
+        # through a published port.
+        assert outside == (
+            f'oifname "{name}" iifname != @bridges ct state new ct status & dnat == 0 drop'
+        )
+
+
+@pytest.mark.parametrize("mode", ["nat-unprotected", "routed"])
+def test_other_gateway_modes_let_other_hosts_reach_containers(mode: str) -> None:
+    bridge = BridgeRules("esbrr", IPv4Network("10.213.4.0/24"), gateway_mode=mode)
+    script = parse(render(T, FirewallState(bridges=(bridge,))))
+    assert not [r for r in script.chain("ip", "forward") if "iifname != @bridges" in r]
+    masquerading = [r for r in script.chain("ip", "postrouting") if 'oifname != "esbrr"' in r]
+    assert bool(masquerading) == (mode == "nat-unprotected")
 
 
 def test_internal_bridge_passes_nothing_to_or_from_other_interfaces() -> None:

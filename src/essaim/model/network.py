@@ -20,6 +20,7 @@ OPT_ENABLE_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING_IPV4 = "com.docker.network.bridge.host_binding_ipv4"
 OPT_DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
 OPT_MTU = "com.docker.network.driver.mtu"
+OPT_GATEWAY_MODE_IPV4 = "com.docker.network.bridge.gateway_mode_ipv4"
 # macvlan's
 OPT_PARENT = "parent"
 OPT_MACVLAN_MODE = "macvlan_mode"

@@ -38,7 +38,12 @@ from essaim.network.firewall.ports import HostPorts, Reservation
 from essaim.network.ipam import AddressSpace
 from essaim.network.netns import NamespaceFiles
 from essaim.network.port_requests import PortRequest, port_requests
-from essaim.network.service import NetworkService, icc_enabled, masquerade_enabled
+from essaim.network.service import (
+    NetworkService,
+    gateway_mode,
+    icc_enabled,
+    masquerade_enabled,
+)
 from essaim.store.events import EventBus
 
 log = logging.getLogger(__name__)
@@ -441,6 +446,7 @@ class Sandboxes:
                 internal=n.internal,
                 icc=icc_enabled(n),
                 masquerade=masquerade_enabled(n),
+                gateway_mode=gateway_mode(n),
             )
             for n in self.networks.all()
             # User bridges have rules from create to removal; the default one while it is up.

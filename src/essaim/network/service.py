@@ -25,6 +25,7 @@ from essaim.model.network import (
     OPT_DEFAULT_BRIDGE,
     OPT_ENABLE_ICC,
     OPT_ENABLE_MASQUERADE,
+    OPT_GATEWAY_MODE_IPV4,
     OPT_HOST_BINDING_IPV4,
     OPT_MACVLAN_MODE,
     OPT_MTU,
@@ -34,6 +35,7 @@ from essaim.model.network import (
 )
 from essaim.model.rfc3339 import now_rfc3339
 from essaim.network import links
+from essaim.network.firewall.model import GATEWAY_MODES
 from essaim.network.ipam import (
     DEFAULT_POOLS,
     AddressPool,
@@ -98,6 +100,10 @@ def icc_enabled(network: Network) -> bool:
 
 def masquerade_enabled(network: Network) -> bool:
     return _bool_option(network.options, OPT_ENABLE_MASQUERADE, True)
+
+
+def gateway_mode(network: Network) -> str:
+    return network.options.get(OPT_GATEWAY_MODE_IPV4) or "nat"
 
 
 def new_network_id() -> str:
@@ -290,6 +296,11 @@ class NetworkService:
         if driver == BRIDGE:
             for key in (OPT_ENABLE_ICC, OPT_ENABLE_MASQUERADE):
                 _bool_option(options, key, True)  # refuse a bad value now
+            mode = options.get(OPT_GATEWAY_MODE_IPV4, "nat")
+            if mode not in GATEWAY_MODES:
+                raise InvalidParameter(
+                    f"unknown gateway mode {mode!r}: use one of {', '.join(GATEWAY_MODES)}"
+                )
             bridge = options.get(OPT_BRIDGE_NAME) or f"br-{network.id[:12]}"
             if len(bridge) > 15:
                 raise InvalidParameter(f"bridge name {bridge} is too long (15 characters at most)")

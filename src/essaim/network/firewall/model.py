@@ -26,6 +26,9 @@ def _check_port(port: int, what: str) -> None:
         raise ValueError(f"invalid {what} {port}")
 
 
+GATEWAY_MODES = ("nat", "nat-unprotected", "routed")
+
+
 @dataclass(frozen=True)
 class BridgeRules:
     bridge: str  # Linux bridge name
@@ -33,9 +36,15 @@ class BridgeRules:
     internal: bool = False  # --internal: nothing in or out but between its members
     icc: bool = True  # com.docker.network.bridge.enable_icc
     masquerade: bool = True  # com.docker.network.bridge.enable_ip_masquerade
+    # com.docker.network.bridge.gateway_mode_ipv4: "nat" (Docker 28's default: containers
+    # reached from outside only through published ports), "nat-unprotected" (directly
+    # too), "routed" (directly, and no masquerade).
+    gateway_mode: str = "nat"
 
     def __post_init__(self) -> None:
         check_interface_name(self.bridge)
+        if self.gateway_mode not in GATEWAY_MODES:
+            raise ValueError(f"bridge {self.bridge}: unknown gateway mode {self.gateway_mode!r}")
         if not isinstance(self.subnet, ipaddress.IPv4Network):
             raise ValueError(f"bridge {self.bridge}: subnet must be IPv4, not {self.subnet!r}")
 

@@ -171,7 +171,7 @@ def _nat_postrouting(bridges: tuple[BridgeRules, ...]) -> list[str]:
         # host address. Without this the answer would go straight back over the bridge,
         # from an address the client never talked to.
         rules.append(f"\t\toifname {name} ip saddr {b.subnet} ct status dnat masquerade")
-        if b.masquerade:
+        if b.masquerade and b.gateway_mode != "routed":
             rules.append(f"\t\toifname != {name} ip saddr {b.subnet} masquerade")
     if not rules:
         return []
@@ -198,6 +198,13 @@ def _filter_forward(bridges: tuple[BridgeRules, ...]) -> list[str]:
             rules.append(
                 f"\t\toifname {name} iifname != {name} iifname @bridges ct status & dnat == 0 drop"
             )
+            if b.gateway_mode == "nat":
+                # Docker 28: from anywhere else, a container is reached only through a
+                # published port; what it opened itself still answers (not `new`).
+                rules.append(
+                    f"\t\toifname {name} iifname != @bridges ct state new "
+                    "ct status & dnat == 0 drop"
+                )
     if not rules:
         return []
     return [
