@@ -196,3 +196,20 @@ def test_bip_and_icc_flags_shape_the_default_bridge() -> None:
         assert out.returncode != 0
         ok(daemon.docker("run", "--rm", "busybox", "ping", "-c", "1", "-W", "1",
                          f"10.213.{octet}.1"))  # fmt: skip
+
+
+def test_run_on_several_networks_with_a_mac_address(daemon: EssaimDaemon) -> None:
+    ok(daemon.docker("network", "create", "multi-a"))
+    ok(daemon.docker("network", "create", "multi-b"))
+    try:
+        out = ok(daemon.docker(
+            "run", "--rm", "--network", "name=multi-a,mac-address=02:42:0a:0b:0c:0d",
+            "--network", "multi-b", "busybox", "sh", "-c",
+            "ls /sys/class/net; cat /sys/class/net/eth0/address; ip route | grep default",
+        ))  # fmt: skip
+        lines = out.split()
+        assert lines[:4] == ["eth0", "eth1", "lo", "02:42:0a:0b:0c:0d"]
+        gateway = _inspect(daemon, "multi-a")["IPAM"]["Config"][0]["Gateway"]
+        assert f"default via {gateway} dev eth0" in out  # the first network routes
+    finally:
+        ok(daemon.docker("network", "rm", "multi-a", "multi-b"))
