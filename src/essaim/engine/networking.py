@@ -103,8 +103,11 @@ class ContainerNetworking:
             return {}
         primary = self.networks.get(mode.network)
         if primary.driver not in ("bridge", "macvlan"):
-            # The host or none network named by its id: the mode's own words apply.
-            raise InvalidParameter(f"conflicting options: network {primary.name} by id")
+            # The host or none network named by its id rather than by its mode's word.
+            raise InvalidParameter(
+                f"container cannot be connected to network {primary.name} "
+                f"of driver {primary.driver}: use --network {primary.name}"
+            )
         endpoints: dict[str, EndpointConfig] = {}
         for key, config in requested.items():
             name = primary.name if key in ("", "default", mode.network) else key
