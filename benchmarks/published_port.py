@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import benchmark_daemon, installed_peers, run
-from tests.integration.network_hosts import PeerHost
+from tests.integration.network_hosts import PeerHost, inside
 
 # The host's Python, bound read-only into the busybox container.
 HOST_PYTHON = ["-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro"]
@@ -60,7 +60,7 @@ def free_port() -> int:
 
 def wrk(url: str, seconds: int, netns: Path | None = None) -> tuple[float, float]:
     """(requests per second, median latency in seconds)."""
-    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    prefix = inside(netns)
     out = subprocess.run(
         [*prefix, "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", url],
         capture_output=True, text=True, check=True,
@@ -73,7 +73,7 @@ def wrk(url: str, seconds: int, netns: Path | None = None) -> tuple[float, float
 def wait_for(url: str, netns: Path | None = None) -> None:
     deadline = time.monotonic() + 10
     while subprocess.run(
-        [*(["nsenter", f"--net={netns}"] if netns else []), "wrk", "-d1s", "-c1", "-t1", url],
+        [*inside(netns), "wrk", "-d1s", "-c1", "-t1", url],
         capture_output=True, check=False,
     ).returncode != 0:  # fmt: skip
         if time.monotonic() > deadline:

@@ -22,14 +22,19 @@ UDP_ASK = (
 )
 
 
+def inside(netns: Path | None) -> list[str]:
+    """The argv prefix that runs a command in `netns` (none: here)."""
+    return ["nsenter", f"--net={netns}"] if netns else []
+
+
 def _ip(*args: str, netns: Path | None = None) -> None:
-    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    prefix = inside(netns)
     subprocess.run([*prefix, "ip", *args], check=True, capture_output=True)
 
 
 def http_get(url: str, netns: Path | None = None) -> str:
     """The body at `url`, fetched from the host or from inside `netns`."""
-    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    prefix = inside(netns)
     done = subprocess.run(
         [*prefix, sys.executable, "-c", HTTP_GET, url], capture_output=True, text=True, timeout=20
     )
@@ -45,7 +50,7 @@ TCP_CONNECT = (
 
 def tcp_connects(address: str, port: int, netns: Path | None = None) -> bool:
     """Whether a TCP connection to address:port opens within a second."""
-    prefix = ["nsenter", f"--net={netns}"] if netns else []
+    prefix = inside(netns)
     done = subprocess.run(
         [*prefix, sys.executable, "-c", TCP_CONNECT, address, str(port)],
         capture_output=True, timeout=20,
@@ -112,7 +117,7 @@ class PeerHost:
 
     def run(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["nsenter", f"--net={self.path}", *args], capture_output=True, text=True,
+            [*inside(self.path), *args], capture_output=True, text=True,
             timeout=timeout,
         )  # fmt: skip
 

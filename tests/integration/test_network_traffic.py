@@ -194,9 +194,14 @@ def test_publish_all_and_udp(daemon: EssaimDaemon) -> None:
 
 def test_host_none_and_container_modes(daemon: EssaimDaemon) -> None:
     d = daemon
-    host_links = sorted(p.name for p in Path("/sys/class/net").iterdir())
+
+    # Veths of containers that just ended go when the kernel gets to them: left out.
+    def lasting(names: list[str]) -> list[str]:
+        return sorted(n for n in names if not n.startswith("veth"))
+
+    host_links = lasting([p.name for p in Path("/sys/class/net").iterdir()])
     in_host = ok(d.docker("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"))
-    assert sorted(in_host.split()) == host_links
+    assert lasting(in_host.split()) == host_links
     in_none = ok(d.docker("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"))
     assert in_none.split() == ["lo"]
     ok(d.docker("run", "-d", "--name", "owner", "busybox", "sleep", "300"))
@@ -324,7 +329,7 @@ def test_a_port_conflict_fails_the_start_and_leaves_nothing(daemon: EssaimDaemon
             "connectivity on endpoint second" in refused.stderr
         )
         assert f"Bind for 0.0.0.0:{port} failed: port is already allocated" in refused.stderr
-        assert _veths_on(d.bridge) == before
+        assert _veths_on(d.bridge) <= before  # none of its own (others may be going)
         state = json.loads(ok(d.docker("inspect", "-f", "{{json .State}}", "second")))
         assert state["Status"] == "created" and "port is already allocated" in state["Error"]
         ok(d.docker("rm", "-f", "holder"))

@@ -78,6 +78,9 @@ def test_ls_filters(daemon: EssaimDaemon) -> None:
         assert {"bridge", "host", "none"} == names("--filter", "type=builtin")
         assert "bridge" not in names("--filter", "type=custom")
         assert names("--filter", "driver=null") == {"none"}
+        unused = names("--filter", "dangling=true")
+        assert {"filt-front", "filt-back"} <= unused and "bridge" not in unused
+        assert not {"filt-front", "filt-back"} & names("--filter", "dangling=false")
         fails(daemon.docker("network", "ls", "--filter", "colour=red"), "invalid filter 'colour'")
     finally:
         ok(daemon.docker("network", "rm", "filt-front", "filt-back"))

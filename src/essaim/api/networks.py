@@ -146,31 +146,34 @@ class NetworksAPI:
         for value in dangling:
             if value not in ("true", "false", "1", "0"):
                 raise InvalidParameter(f"invalid value for 'dangling': {value}")
-        out = []
-        for network in self.networks.all():
-            kind = "builtin" if network.predefined else "custom"
-            in_use = bool(self.sandboxes.active_endpoints(network.id))
-            if not (
-                filters.match_one("driver", network.driver)
-                and filters.match_one("scope", network.scope)
-                and filters.match_one("type", kind)
-                and filters.match_labels(network.labels)
-                and (
-                    not filters.values("name")
-                    or any(v in network.name for v in filters.values("name"))
-                )
-                and (
-                    not filters.values("id")
-                    or any(network.id.startswith(v) for v in filters.values("id"))
-                )
-                and (
-                    not dangling
-                    or (not in_use and not network.predefined) == (dangling[0] in ("true", "1"))
-                )
-            ):
-                continue
-            out.append(network_wire(network, {}))
-        return json_response(out)
+        listed = [
+            network_wire(network, {})
+            for network in self.networks.all()
+            if self._listed(filters, network)
+        ]
+        return json_response(listed)
+
+    def _listed(self, filters: Filters, network: Network) -> bool:
+        """dockerd's network filters: exact driver, scope and type; name by substring,
+        id by prefix; labels; dangling (no container, not predefined)."""
+        kind = "builtin" if network.predefined else "custom"
+        if not (
+            filters.match_one("driver", network.driver)
+            and filters.match_one("scope", network.scope)
+            and filters.match_one("type", kind)
+            and filters.match_labels(network.labels)
+        ):
+            return False
+        names, ids = filters.values("name"), filters.values("id")
+        if names and not any(v in network.name for v in names):
+            return False
+        if ids and not any(network.id.startswith(v) for v in ids):
+            return False
+        dangling = filters.values("dangling")
+        if not dangling:
+            return True
+        unused = not network.predefined and not self.sandboxes.active_endpoints(network.id)
+        return unused == (dangling[0] in ("true", "1"))
 
     async def remove(self, req: Request) -> AnyResponse:
         await self.networks.remove(req.params["id"])

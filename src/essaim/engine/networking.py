@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from essaim.engine.hostfiles import (
-    HOST_RESOLV_CONF,
     NetworkView,
     host_resolv_conf_path,
     parse_resolv_conf,
@@ -22,7 +21,7 @@ from essaim.model.container import PAUSED, RUNNING, Container, HostConfig
 from essaim.model.network import BRIDGE, EndpointConfig, Network
 from essaim.model.ports import split_proto_port
 from essaim.network.dns.server import Upstream
-from essaim.network.sandbox import Sandboxes, user_defined
+from essaim.network.sandbox import Sandboxes
 from essaim.network.service import NetworkService
 
 ERR_HOST_NETWORK = "container cannot be disconnected from host network or connected to host network"
@@ -132,7 +131,7 @@ class ContainerNetworking:
         try:
             text = Path(source).read_text()
         except OSError:
-            text = Path(HOST_RESOLV_CONF).read_text() if Path(HOST_RESOLV_CONF).exists() else ""
+            text = ""
         return [_upstream(ns) for ns in parse_resolv_conf(text, source).nameservers]
 
     async def attach(self, container: Container) -> None:
@@ -161,15 +160,11 @@ class ContainerNetworking:
     def view(self, container: Container) -> NetworkView:
         state = container.network_state
         endpoints = list(state.endpoints.values()) if state is not None else []
-        embedded = any(
-            (n := self.networks.find(e.network_id)) is not None and user_defined(n)
-            for e in endpoints
-        )
-        upstreams = [str(u.address) for u in self._upstreams(container)] if embedded else []
+        served = self.sandboxes.dns_upstreams(container.id)
         return NetworkView(
             addresses=[e.ip_address for e in endpoints],
-            embedded_dns=embedded,
-            ext_servers=upstreams,
+            embedded_dns=served is not None,
+            ext_servers=[str(u.address) for u in served or ()],
             link_hosts=self._link_hosts(container),
             host_gateway_ips=self.sandboxes.host_gateway_ips(),
         )

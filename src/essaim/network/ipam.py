@@ -127,6 +127,11 @@ def settle_pool(
     )
 
 
+def gateway_interface(pool: IPAMPool) -> ipaddress.IPv4Interface:
+    """The pool's gateway with its prefix, as the bridge carries it."""
+    return ipaddress.IPv4Interface(f"{pool.gateway}/{Net(pool.subnet).prefixlen}")
+
+
 def first_host(net: Net) -> Addr:
     return net.network_address + 1 if net.num_addresses > 2 else net.network_address
 

@@ -48,10 +48,9 @@ def _write_sysctl(path: str, value: str) -> None:
         Path(path).write_text(value)
 
 
-def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> bool:
-    """The bridge up with its gateway address; True when it had to be made. The address
-    is also what `route_localnet` lets 127.0.0.1 be DNAT'd towards."""
-    made = False
+def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> None:
+    """The bridge up with its gateway address (made if missing); `route_localnet` on it
+    lets 127.0.0.1 be DNAT'd towards its containers."""
     with IPRoute() as ipr:
         index = _index(ipr, name)
         if index is None:
@@ -59,7 +58,6 @@ def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> 
                 ipr.link("add", ifname=name, kind="bridge")
             except NetlinkError as exc:
                 raise SystemError_(f"failed to create bridge {name}: {exc.args[1]}") from None
-            made = True
             index = _index(ipr, name)
             assert index is not None
         if mtu:
@@ -76,7 +74,6 @@ def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, mtu: int = 0) -> 
                 )  # fmt: skip
         ipr.link("set", index=index, state="up")
     _write_sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
-    return made
 
 
 def delete_interface(name: str) -> None:

@@ -22,6 +22,7 @@ from essaim.model.network import (
     MACVLAN,
     OPT_HOST_BINDING_IPV4,
     OPT_MACVLAN_MODE,
+    OPT_MTU,
     Endpoint,
     EndpointConfig,
     Network,
@@ -74,6 +75,11 @@ def network_names_of(container: Container) -> list[str]:
     if mode in (NONE_MODE, "host") or mode.startswith("container:"):
         return []
     return list(container.networks) or ["bridge"]
+
+
+def host_address(text: str) -> ipaddress.IPv4Address | None:
+    """A published port's host address; None for every one (0.0.0.0)."""
+    return None if text == "0.0.0.0" else ipaddress.IPv4Address(text)
 
 
 def user_defined(network: Network) -> bool:
@@ -204,8 +210,10 @@ class Sandboxes:
         container that ended must not keep anything of ours."""
         self._held.pop(held.container_id, None)
         if held.dns_attached:
-            with contextlib.suppress(Exception):
+            try:
                 await self.dns.detach(held.state.sandbox_id)
+            except Exception as exc:  # best effort: the rest must still go
+                log.warning("sandbox %s: DNS detach: %s", held.state.sandbox_id[:12], exc)
         for reservation in held.reservations:
             self.ports.release(reservation)
         held.reservations.clear()
@@ -265,7 +273,7 @@ class Sandboxes:
                 address=ipaddress.IPv4Interface(f"{address}/{space.subnet.prefixlen}"),
                 mac=config.mac_address or links.random_mac(),
                 gateway=gateway if routes else None,
-                mtu=int(network.options.get("com.docker.network.driver.mtu", "0") or 0),
+                mtu=int(network.options.get(OPT_MTU, "0") or 0),
             )
             netns = Path(held.state.sandbox_key)
             host_interface = ""
@@ -326,6 +334,12 @@ class Sandboxes:
             network = self.networks.find(endpoint.network_id)
             if network is not None:
                 self._record_names(held, network, endpoint)
+
+    def dns_upstreams(self, container_id: str) -> list[Upstream] | None:
+        """What the embedded DNS forwards to for the container, or None if it does not
+        serve it (no user-defined network)."""
+        held = self._held.get(container_id)
+        return self._upstreams(held) if held is not None and held.dns_attached else None
 
     def _dns_networks(self, held: _Held) -> list[str]:
         return [
@@ -425,9 +439,8 @@ class Sandboxes:
         self, held: _Held, request: PortRequest, default_ip: str, endpoint: Endpoint
     ) -> PublishedPort:
         host_ip = request.host_ip or default_ip
-        address = None if host_ip == "0.0.0.0" else ipaddress.IPv4Address(host_ip)
         reservation = self.ports.reserve(
-            request.proto, address, request.host_port, end=request.host_port_end,
+            request.proto, host_address(host_ip), request.host_port, end=request.host_port_end,
             target=(ipaddress.IPv4Address(endpoint.ip_address), request.container_port),
         )  # fmt: skip
         held.reservations.append(reservation)
@@ -462,9 +475,7 @@ class Sandboxes:
                 rules.append(
                     PortRule(
                         proto=port.proto,
-                        host_ip=None
-                        if port.host_ip == "0.0.0.0"
-                        else ipaddress.IPv4Address(port.host_ip),
+                        host_ip=host_address(port.host_ip),
                         host_port=port.host_port,
                         container_ip=ipaddress.IPv4Address(endpoint.ip_address),
                         container_port=port.container_port,
@@ -550,10 +561,9 @@ class Sandboxes:
                 held.aliases[name] = list(config.aliases)
                 self._record_names(held, network, endpoint)
             for port in state.ports:
-                address = None if port.host_ip == "0.0.0.0" else ipaddress.IPv4Address(port.host_ip)
                 try:
                     held.reservations.append(
-                        self.ports.reserve(port.proto, address, port.host_port)
+                        self.ports.reserve(port.proto, host_address(port.host_ip), port.host_port)
                     )
                 except EssaimError as exc:
                     log.warning("container %s: port %s not held again: %s",

@@ -41,6 +41,7 @@ from essaim.network.ipam import (
     AddressPool,
     check_no_overlap,
     choose_subnet,
+    gateway_interface,
     host_routes,
     settle_pool,
 )
@@ -80,7 +81,6 @@ class CreateRequest:
     pools: list[IPAMPool] = field(default_factory=list)  # as given (subnet may be "")
     options: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    check_duplicate: bool = True
 
 
 def _bool_option(options: dict[str, str], key: str, default: bool) -> bool:
@@ -159,12 +159,10 @@ class NetworkService:
         if s.bridge_ip is not None:
             gateway = s.bridge_ip
         elif current is not None and current.interface == s.bridge_name:
-            gateway = ipaddress.IPv4Interface(
-                f"{current.pools[0].gateway}/{ipaddress.IPv4Network(current.pools[0].subnet).prefixlen}"
-            )
+            gateway = gateway_interface(current.pools[0])
         else:
-            own = {n.id for n in self._networks.values() if n.name == BRIDGE}  # re-chosen
-            taken = self._subnets_taken(exclude=own)
+            # Chosen again: its own old subnet does not count as taken.
+            taken = self._subnets_taken(exclude={current.id} if current else set())
             subnet = choose_subnet(s.address_pools, [*taken, *host_routes()])
             gateway = ipaddress.IPv4Interface(f"{subnet.network_address + 1}/{subnet.prefixlen}")
         pool = IPAMPool(subnet=str(gateway.network), gateway=str(gateway.ip))
@@ -189,11 +187,9 @@ class NetworkService:
         self._networks[network.id] = network
 
     def ensure_bridge(self, network: Network) -> None:
-        pool = network.pools[0]
-        prefix = ipaddress.IPv4Network(pool.subnet).prefixlen
         links.ensure_bridge(
             network.interface,
-            ipaddress.IPv4Interface(f"{pool.gateway}/{prefix}"),
+            gateway_interface(network.pools[0]),
             int(network.options.get(OPT_MTU, "0") or 0),
         )
 
@@ -307,12 +303,13 @@ class NetworkService:
             if any(n.interface == bridge for n in self._networks.values() if n.driver == BRIDGE):
                 raise Forbidden(f"bridge name {bridge} is already in use by another network")
             network.interface = bridge
-            made = await self._blocking(self._make_bridge, network)
+            if await self._blocking(links.interface_exists, bridge):
+                raise Forbidden(f"bridge name {bridge} is already in use on the host")
+            await self._blocking(self.ensure_bridge, network)
             try:
                 await self._save(network)
             except BaseException:
-                if made:
-                    await self._blocking(links.delete_interface, bridge)
+                await self._blocking(links.delete_interface, bridge)
                 raise
         else:
             parent = options.get(OPT_PARENT, "")
@@ -330,17 +327,6 @@ class NetworkService:
             network.interface = parent
             await self._save(network)
         return network
-
-    def _make_bridge(self, network: Network) -> bool:
-        pool = network.pools[0]
-        prefix = ipaddress.IPv4Network(pool.subnet).prefixlen
-        if links.interface_exists(network.interface):
-            raise Forbidden(f"bridge name {network.interface} is already in use on the host")
-        return links.ensure_bridge(
-            network.interface,
-            ipaddress.IPv4Interface(f"{pool.gateway}/{prefix}"),
-            int(network.options.get(OPT_MTU, "0") or 0),
-        )
 
     def _settle_pools(self, given: list[IPAMPool]) -> tuple[list[IPAMPool], bool]:
         taken = self._subnets_taken()
