@@ -38,6 +38,17 @@ def test_an_entrypoint_given_drops_the_images_cmd_too() -> None:
     assert config.cmd == []
 
 
+def test_an_empty_entrypoint_resets_it_and_keeps_only_the_given_cmd() -> None:
+    config = ContainerConfig(image="web", entrypoint=[""], cmd=["echo", "hi"])
+    assert apply_image_config(config, IMAGE) == ["echo", "hi"]
+    assert config.entrypoint == []
+
+
+def test_an_empty_entrypoint_alone_leaves_no_command() -> None:
+    with pytest.raises(InvalidParameter, match="no command specified"):
+        apply_image_config(ContainerConfig(image="web", entrypoint=[""]), IMAGE)
+
+
 def test_no_command_anywhere_is_dockers_400() -> None:
     with pytest.raises(InvalidParameter, match="no command specified"):
         apply_image_config(ContainerConfig(image="scratch"), ImageConfig())

@@ -7,20 +7,18 @@ HTTP error (the CLI's `run` acts on a 404), after it an `errorDetail` message.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from essaim.api.request import Request
 from essaim.api.responses import AnyResponse, StreamResponse, json_response
 from essaim.api.router import Router
-from essaim.errors import EssaimError, InvalidParameter
+from essaim.api.streaming import line, streamed
+from essaim.errors import InvalidParameter
 from essaim.image import platforms, reference
 from essaim.image.distribution import credentials
 from essaim.image.distribution.errors import TransportError
-from essaim.image.distribution.progress import Channel, Emit, Message, error
+from essaim.image.distribution.progress import Emit, Message
 from essaim.image.distribution.pull import PullTarget
 from essaim.image.distribution.push import PushTarget
 from essaim.image.distribution.service import DistributionService
@@ -30,56 +28,8 @@ log = logging.getLogger(__name__)
 Work = Callable[[Emit], Awaitable[None]]
 
 
-def _line(message: Message) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\r\n"
-
-
-def _failure_text(exc: BaseException) -> str:
-    if isinstance(exc, EssaimError):
-        return exc.message
-    log.error("registry operation failed", exc_info=exc)
-    return str(exc) or type(exc).__name__
-
-
-async def streamed(work: Work) -> AnyResponse:
-    """Run `work`; its messages become a chunked JSON stream once the first is out."""
-    channel = Channel()
-
-    async def run() -> None:
-        try:
-            await work(channel.emit)
-        finally:
-            channel.close()
-
-    task = asyncio.ensure_future(run())
-    try:
-        first = await channel.next()
-    except BaseException:
-        task.cancel()
-        raise
-    if first is None:
-        task.result()  # nothing was said: a failure is a plain HTTP error
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            message = first
-            while message is not None:
-                yield _line(message)
-                message = await channel.next()
-            exc = task.exception()
-            if exc is not None:
-                yield _line(error(_failure_text(exc)))
-        finally:
-            if not task.done():  # the client went away: stop the transfer
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-
-    return StreamResponse(body())
-
-
 async def _only(message: Message) -> AsyncIterator[bytes]:
-    yield _line(message)
+    yield line(message)
 
 
 class DistributionAPI:

@@ -16,6 +16,10 @@ def apply_image_config(config: ContainerConfig, image_config: ImageConfig) -> li
     cmd = config.cmd
     if not cmd and not config.entrypoint:
         cmd = list(image_config.cmd or [])
+    if entrypoint == [""]:
+        # `--entrypoint ""` (and the builder's RUN): no entrypoint at all, and, an
+        # entrypoint having been given, not the image's command either.
+        entrypoint = []
     argv = [*entrypoint, *cmd]
     if not argv:
         raise InvalidParameter("no command specified")
