@@ -50,6 +50,12 @@ class _Unresolvable(Exception):
     """A component of a source path could not be looked at (not a directory, ...)."""
 
 
+def go_strerror(code: int) -> str:
+    """An errno's text as Go's syscall package writes it (lower case)."""
+    text = os.strerror(code)
+    return text[:1].lower() + text[1:]
+
+
 def is_url(text: str) -> bool:
     """moby's urlutil.IsURL: what ADD downloads instead of reading from the context."""
     return text.startswith(("http://", "https://"))
@@ -165,7 +171,8 @@ def _resolve_one(root: Path, rel: str, instruction: str, from_image: bool) -> Co
             f".dockerignore: {missing}"
         ) from None
     except OSError as exc:
-        raise InvalidParameter(f"{instruction} failed: stat {rel}: {exc.strerror}") from None
+        reason = go_strerror(exc.errno or 0)
+        raise InvalidParameter(f"{instruction} failed: stat {rel}: {reason}") from None
     return CopySource(path, "/".join(parts), stat.S_ISDIR(st.st_mode), root=root)
 
 
