@@ -158,12 +158,20 @@ def test_a_directory_merges_into_an_existing_one_which_keeps_its_own_metadata(
     tree: Tree,
 ) -> None:
     tree.write("src/new", "n")
+    tree.write("src/sub/also-new", "a", 0o600)
+    (tree.context / "src" / "sub").chmod(0o750)
     existing = tree.root / "dst"
-    existing.mkdir(mode=0o700)
+    (existing / "sub").mkdir(parents=True)
+    existing.chmod(0o700)
     os.chown(existing, 500, 600)
     (existing / "old").write_text("o")
+    (existing / "sub" / "kept").write_text("k")
     tree.copy(["src"], "/dst", CopyOptions(chown=(7, 8)))
     assert (existing / "old").read_text() == "o"
+    # A directory of the source merges with one in the way, and gives it its metadata.
+    assert (existing / "sub" / "kept").read_text() == "k"
+    assert (existing / "sub" / "also-new").read_text() == "a"
+    assert (mode(existing / "sub"), ids(existing / "sub")) == (0o750, (7, 8))
     assert ids(existing / "old") == (0, 0)  # not copied: left alone
     assert (mode(existing), ids(existing)) == (0o700, (500, 600))
     assert ids(existing / "new") == (7, 8)
