@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 # The one extended attribute Docker's tar writer carries (file capabilities).
 CAPABILITY_XATTR = "security.capability"
+CHUNK = 1 << 20
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -32,37 +33,40 @@ def capability(fd: int) -> bytes:
 def sorted_entries(dir_fd: int) -> list[os.DirEntry[str]]:
     """The entries of a directory in Go's walk order (by the bytes of their names)."""
     with os.scandir(dir_fd) as it:
-        return sorted(it, key=lambda e: os.fsencode(e.name))
+        return sorted(it, key=lambda e: e.name.encode("utf-8", "surrogateescape"))
 
 
-def _field(value: bytes | str | int) -> bytes:
-    """One field of a record, length-prefixed so that no two records read alike."""
-    if isinstance(value, int):
-        value = str(value)
-    if isinstance(value, str):
-        value = os.fsencode(value)
-    return len(value).to_bytes(4, "big") + value
-
-
-def _record(kind: str, name: str, st: os.stat_result, *extra: bytes | str | int) -> bytes:
-    mode = stat.S_IMODE(st.st_mode)
-    return b"".join(_field(v) for v in (kind, name, mode, st.st_uid, st.st_gid, *extra))
+def _record(kind: bytes, name: str, st: os.stat_result, *extra: bytes) -> bytes:
+    """One entry as NUL-terminated fields: no field holds a NUL (names and link targets
+    cannot, digests are hex), and the kind fixes how many there are, so no two records
+    or sequences of records read alike."""
+    head = b"%s\0%s\0%o\0%d\0%d\0" % (
+        kind,
+        name.encode("utf-8", "surrogateescape"),
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+    )
+    return head + b"".join(field + b"\0" for field in extra)
 
 
 def _content(fd: int) -> bytes:
-    with open(fd, "rb", closefd=False) as f:
-        return hashlib.file_digest(f, "sha256").digest()
+    """The sha256 (hex) of what `fd` holds from its start, read 1 MiB at a time."""
+    hasher = hashlib.sha256()
+    while chunk := os.read(fd, CHUNK):
+        hasher.update(chunk)
+    return hasher.hexdigest().encode()
 
 
-def _special(st: os.stat_result) -> tuple[str, ...] | None:
+def _special(st: os.stat_result) -> tuple[bytes, ...] | None:
     """The kind and device numbers of a node that is neither file, directory nor
     symlink; None for a socket, which Docker's tar writer skips."""
     kind = stat.S_IFMT(st.st_mode)
     if kind == stat.S_IFIFO:
-        return ("fifo",)
+        return (b"fifo",)
     if kind in (stat.S_IFCHR, stat.S_IFBLK):
-        dev = (str(os.major(st.st_rdev)), str(os.minor(st.st_rdev)))
-        return ("char" if kind == stat.S_IFCHR else "block", *dev)
+        dev = (b"%d" % os.major(st.st_rdev), b"%d" % os.minor(st.st_rdev))
+        return (b"char" if kind == stat.S_IFCHR else b"block", *dev)
     return None
 
 
@@ -72,10 +76,11 @@ def file_digest(fd: int, name: str, known_content: str = "") -> str:
     st = os.fstat(fd)
     base = name.rstrip("/").rpartition("/")[2]
     if stat.S_ISREG(st.st_mode):
-        content = bytes.fromhex(known_content) if known_content else _content(fd)
-        record = _record("file", base, st, st.st_size, capability(fd), content)
+        content = known_content.encode() if known_content else _content(fd)
+        size = b"%d" % st.st_size
+        record = _record(b"file", base, st, size, capability(fd).hex().encode(), content)
     else:
-        special = _special(st) or ("socket",)
+        special = _special(st) or (b"socket",)
         record = _record(special[0], base, st, *special[1:])
     return hashlib.sha256(record).hexdigest()
 
@@ -97,10 +102,10 @@ def _tree_records(dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) ->
             # A second name of the same inode is copied as a hard link to the first.
             first = seen.setdefault((st.st_dev, st.st_ino), rel)
             if first != rel:
-                yield _record("link", rel, st, first)
+                yield _record(b"link", rel, st, first.encode("utf-8", "surrogateescape"))
                 continue
         if stat.S_ISDIR(st.st_mode):
-            yield _record("dir", rel, st)
+            yield _record(b"dir", rel, st)
             child = os.open(entry.name, _OPEN_DIR, dir_fd=dir_fd)
             try:
                 yield from _tree_records(child, rel + "/", seen)
@@ -109,10 +114,12 @@ def _tree_records(dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) ->
         elif stat.S_ISREG(st.st_mode):
             fd = os.open(entry.name, _OPEN_FILE, dir_fd=dir_fd)
             try:
-                yield _record("file", rel, st, st.st_size, capability(fd), _content(fd))
+                caps = capability(fd).hex().encode()
+                yield _record(b"file", rel, st, b"%d" % st.st_size, caps, _content(fd))
             finally:
                 os.close(fd)
         elif stat.S_ISLNK(st.st_mode):
-            yield _record("symlink", rel, st, os.readlink(entry.name, dir_fd=dir_fd))
+            target = os.readlink(os.fsencode(entry.name), dir_fd=dir_fd)
+            yield _record(b"symlink", rel, st, target)
         elif (special := _special(st)) is not None:
             yield _record(special[0], rel, st, *special[1:])
