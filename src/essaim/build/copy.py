@@ -96,8 +96,6 @@ def _copy_file(
         target = dest_parts
         if dest.endswith("/") or is_directory(placement.root_fd, dest_parts):
             target = [*dest_parts, source.base_name]
-        if not target:
-            raise InvalidParameter(f"failed to copy files: cannot overwrite {show(target)}")
         # Directories made on the way belong to the copied file's owner (moby's
         # MkdirAllAndChownNew with the chown identity).
         parent = make_dirs(placement.root_fd, target[:-1], placement.owner)

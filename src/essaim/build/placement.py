@@ -35,25 +35,37 @@ def make_dirs(root_fd: int, parts: list[str], owner: tuple[int, int] | None) -> 
     """An open descriptor of the directory `parts`, the missing ones made 0755 and
     given to `owner` (None: left to the daemon, root), as moby's MkdirAllAndChownNew."""
     fd = open_in_root(root_fd, [], os.O_RDONLY | os.O_DIRECTORY)
-    for i, part in enumerate(parts):
-        try:
+    try:
+        for i, part in enumerate(parts):
             try:
-                child = os.open(part, _OPEN_DIR, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o755, dir_fd=fd)
-                child = os.open(part, _OPEN_DIR, dir_fd=fd)
-                os.fchmod(child, 0o755)  # whatever the umask took away
-                if owner is not None:
-                    os.fchown(child, *owner)
-        except OSError as exc:
+                child = _open_or_make(fd, part, owner)
+            except OSError as exc:
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.EEXIST):
+                    raise InvalidParameter(
+                        f"failed to copy files: mkdir {show(parts[: i + 1])}: not a directory"
+                    ) from None
+                raise
             os.close(fd)
-            if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.EEXIST):
-                raise InvalidParameter(
-                    f"failed to copy files: mkdir {show(parts[: i + 1])}: not a directory"
-                ) from None
-            raise
+            fd = child
+    except BaseException:
         os.close(fd)
-        fd = child
+        raise
+    return fd
+
+
+def _open_or_make(parent: int, name: str, owner: tuple[int, int] | None) -> int:
+    try:
+        return os.open(name, _OPEN_DIR, dir_fd=parent)
+    except FileNotFoundError:
+        os.mkdir(name, 0o755, dir_fd=parent)
+    fd = os.open(name, _OPEN_DIR, dir_fd=parent)
+    try:
+        os.fchmod(fd, 0o755)  # whatever the umask took away
+        if owner is not None:
+            os.fchown(fd, *owner)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
